@@ -1,0 +1,220 @@
+package fsm
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Version is the command envelope version this code writes and reads.
+const Version byte = 1
+
+// Op identifies a command. Numbers are part of the log format: never reuse or
+// renumber one, only append.
+type Op uint8
+
+const (
+	OpBatch         Op = 1  // many commands from one node, applied in order
+	OpOpenSession   Op = 2  // IDENTIFY: Session, Peer, Time
+	OpRegister      Op = 3  // REGISTER: Session, Topic, Channel ("" = topic only)
+	OpUnregister    Op = 4  // UNREGISTER: Session, Topic, Channel ("" = topic)
+	OpCloseSession  Op = 5  // connection closed: Session
+	OpRenewLease    Op = 6  // Session.Owner/Incarnation, Time, Touches
+	OpExpireOwner   Op = 7  // Session.Owner/Incarnation: drop that incarnation's sessions
+	OpCreateTopic   Op = 8  // HTTP /topic/create: Topic
+	OpDeleteTopic   Op = 9  // HTTP /topic/delete: Topic
+	OpCreateChannel Op = 10 // HTTP /channel/create: Topic, Channel
+	OpDeleteChannel Op = 11 // HTTP /channel/delete: Topic, Channel
+	OpTombstone     Op = 12 // HTTP /topic/tombstone: Topic, Node, Time
+	OpSetMember     Op = 13 // Member
+	OpRemoveMember  Op = 14 // Member.ID
+	OpCloseOwner    Op = 15 // clean shutdown: Session.Owner/Incarnation
+)
+
+var opNames = map[Op]string{
+	OpBatch: "batch", OpOpenSession: "open-session", OpRegister: "register",
+	OpUnregister: "unregister", OpCloseSession: "close-session", OpRenewLease: "renew-lease",
+	OpExpireOwner: "expire-owner", OpCreateTopic: "create-topic", OpDeleteTopic: "delete-topic",
+	OpCreateChannel: "create-channel", OpDeleteChannel: "delete-channel", OpTombstone: "tombstone",
+	OpSetMember: "set-member", OpRemoveMember: "remove-member", OpCloseOwner: "close-owner",
+}
+
+func (o Op) String() string {
+	if s, ok := opNames[o]; ok {
+		return s
+	}
+	return fmt.Sprintf("op(%d)", uint8(o))
+}
+
+// ErrUnknownOp is wrapped by Decode for an op this version does not know.
+var ErrUnknownOp = errors.New("unknown op")
+
+// Command is one registry mutation. Which fields are used depends on Op (see
+// the Op constants); the others stay zero and are not encoded.
+type Command struct {
+	Op      Op
+	Session SessionID
+	Peer    PeerInfo
+	Topic   string
+	Channel string
+	Node    string
+	// Time is stamped once by the proposer, in Unix nanoseconds.
+	Time    int64
+	Touches []Touch
+	Member  Member
+	// Batch fields: the origin's sequence number lets Apply drop a batch that
+	// a retry delivered twice (Session.Owner/Incarnation name the origin).
+	BatchSeq uint64
+	Batch    []Command
+}
+
+// Encode returns the command's log bytes: version, op, payload.
+func (c *Command) Encode() []byte {
+	e := &encoder{b: make([]byte, 0, 64)}
+	e.byte(Version)
+	c.encode(e)
+	return e.b
+}
+
+func (c *Command) encode(e *encoder) {
+	e.byte(byte(c.Op))
+	switch c.Op {
+	case OpBatch:
+		e.str(c.Session.Owner)
+		e.uvarint(c.Session.Incarnation)
+		e.uvarint(c.BatchSeq)
+		e.uvarint(uint64(len(c.Batch)))
+		for i := range c.Batch {
+			c.Batch[i].encode(e)
+		}
+	case OpOpenSession:
+		e.session(c.Session)
+		e.str(c.Peer.RemoteAddress)
+		e.str(c.Peer.Hostname)
+		e.str(c.Peer.BroadcastAddress)
+		e.varint(int64(c.Peer.TCPPort))
+		e.varint(int64(c.Peer.HTTPPort))
+		e.str(c.Peer.Version)
+		e.varint(c.Time)
+	case OpRegister, OpUnregister:
+		e.session(c.Session)
+		e.str(c.Topic)
+		e.str(c.Channel)
+	case OpCloseSession:
+		e.session(c.Session)
+	case OpRenewLease:
+		e.str(c.Session.Owner)
+		e.uvarint(c.Session.Incarnation)
+		e.varint(c.Time)
+		e.uvarint(uint64(len(c.Touches)))
+		for _, t := range c.Touches {
+			e.uvarint(t.Seq)
+			e.varint(t.LastUpdate)
+		}
+	case OpExpireOwner, OpCloseOwner:
+		e.str(c.Session.Owner)
+		e.uvarint(c.Session.Incarnation)
+	case OpCreateTopic, OpDeleteTopic:
+		e.str(c.Topic)
+	case OpCreateChannel, OpDeleteChannel:
+		e.str(c.Topic)
+		e.str(c.Channel)
+	case OpTombstone:
+		e.str(c.Topic)
+		e.str(c.Node)
+		e.varint(c.Time)
+	case OpSetMember:
+		e.str(c.Member.ID)
+		e.str(c.Member.RaftAddress)
+		e.str(c.Member.HTTPAddress)
+		e.str(c.Member.TCPAddress)
+	case OpRemoveMember:
+		e.str(c.Member.ID)
+	default:
+		panic(fmt.Sprintf("fsm: encode of unknown op %d", c.Op))
+	}
+}
+
+// Decode parses log bytes written by Encode. Trailing bytes are an error.
+func Decode(b []byte) (Command, error) {
+	d := &decoder{b: b}
+	if v := d.byte(); d.err == nil && v != Version {
+		return Command{}, fmt.Errorf("fsm: command version %d, this build reads %d", v, Version)
+	}
+	c := d.command(0)
+	if d.err == nil && len(d.b) != 0 {
+		d.fail(fmt.Errorf("%d trailing bytes", len(d.b)))
+	}
+	if d.err != nil {
+		return Command{}, fmt.Errorf("fsm: decode command: %w", d.err)
+	}
+	return c, nil
+}
+
+func (d *decoder) command(depth int) Command {
+	var c Command
+	c.Op = Op(d.byte())
+	switch c.Op {
+	case OpBatch:
+		if depth > 0 {
+			d.fail(errors.New("nested batch"))
+			return c
+		}
+		c.Session.Owner = d.str()
+		c.Session.Incarnation = d.uvarint()
+		c.BatchSeq = d.uvarint()
+		n := d.count()
+		c.Batch = make([]Command, 0, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			c.Batch = append(c.Batch, d.command(depth+1))
+		}
+	case OpOpenSession:
+		c.Session = d.session()
+		c.Peer = PeerInfo{
+			RemoteAddress:    d.str(),
+			Hostname:         d.str(),
+			BroadcastAddress: d.str(),
+			TCPPort:          d.int(),
+			HTTPPort:         d.int(),
+			Version:          d.str(),
+		}
+		c.Time = d.varint()
+	case OpRegister, OpUnregister:
+		c.Session = d.session()
+		c.Topic = d.str()
+		c.Channel = d.str()
+	case OpCloseSession:
+		c.Session = d.session()
+	case OpRenewLease:
+		c.Session.Owner = d.str()
+		c.Session.Incarnation = d.uvarint()
+		c.Time = d.varint()
+		n := d.count()
+		if n > 0 {
+			c.Touches = make([]Touch, 0, n)
+		}
+		for i := 0; i < n && d.err == nil; i++ {
+			c.Touches = append(c.Touches, Touch{Seq: d.uvarint(), LastUpdate: d.varint()})
+		}
+	case OpExpireOwner, OpCloseOwner:
+		c.Session.Owner = d.str()
+		c.Session.Incarnation = d.uvarint()
+	case OpCreateTopic, OpDeleteTopic:
+		c.Topic = d.str()
+	case OpCreateChannel, OpDeleteChannel:
+		c.Topic = d.str()
+		c.Channel = d.str()
+	case OpTombstone:
+		c.Topic = d.str()
+		c.Node = d.str()
+		c.Time = d.varint()
+	case OpSetMember:
+		c.Member = Member{ID: d.str(), RaftAddress: d.str(), HTTPAddress: d.str(), TCPAddress: d.str()}
+	case OpRemoveMember:
+		c.Member.ID = d.str()
+	default:
+		if d.err == nil {
+			d.fail(fmt.Errorf("%w %d", ErrUnknownOp, uint8(c.Op)))
+		}
+	}
+	return c
+}

@@ -1,0 +1,102 @@
+package fsm
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Sentinel errors returned by Apply for individual commands.
+var (
+	// ErrChannelNotFound is the result of deleting a channel that does not exist.
+	ErrChannelNotFound = errors.New("channel not found")
+)
+
+// SessionID names one identified TCP connection cluster-wide: the node that owns
+// the connection, that node's incarnation (a new one per process start and per
+// lease expiry) and a sequence number the owner allocates.
+type SessionID struct {
+	Owner       string
+	Incarnation uint64
+	Seq         uint64
+}
+
+func (id SessionID) String() string {
+	return fmt.Sprintf("%s/%d/%d", id.Owner, id.Incarnation, id.Seq)
+}
+
+// PeerInfo is what an nsqd says about itself in IDENTIFY, plus the socket's
+// remote address.
+type PeerInfo struct {
+	RemoteAddress    string
+	Hostname         string
+	BroadcastAddress string
+	TCPPort          int
+	HTTPPort         int
+	Version          string
+}
+
+// Identity is how reads merge sessions: one nsqd registered through several
+// connections (several nodes, or twice to one node) is one producer.
+type Identity struct {
+	BroadcastAddress string
+	TCPPort          int
+	HTTPPort         int
+}
+
+func (p PeerInfo) Identity() Identity {
+	return Identity{p.BroadcastAddress, p.TCPPort, p.HTTPPort}
+}
+
+// Filter holds the read-time parameters of nsqlookupd's FilterByActive. Reads
+// may use the local clock; Apply never does.
+type Filter struct {
+	Now               time.Time
+	InactiveTimeout   time.Duration
+	TombstoneLifetime time.Duration
+}
+
+// Node is one entry of /nodes: one producer identity with the topics any of its
+// live sessions registered, and per topic whether it is tombstoned.
+type Node struct {
+	PeerInfo
+	Topics     []string
+	Tombstones []bool
+}
+
+// DebugProducer is one raw producer record of /debug.
+type DebugProducer struct {
+	Session SessionID
+	PeerInfo
+	LastUpdate   int64
+	Tombstoned   bool
+	TombstonedAt int64
+}
+
+// Member is a cluster node's advertised addresses.
+type Member struct {
+	ID          string
+	RaftAddress string
+	HTTPAddress string
+	TCPAddress  string
+}
+
+// Owner is a node's lease record.
+type Owner struct {
+	ID          string
+	Incarnation uint64
+	// Expired is set when the leader expired this incarnation's lease.
+	Expired bool
+	// RenewedAt is the proposer's clock at the last renewal (ns), informational.
+	RenewedAt int64
+	// RenewIndex is the log index of the last renewal; the leader watches it
+	// change instead of comparing clocks across machines.
+	RenewIndex uint64
+	Sessions   int
+}
+
+// Touch carries a session's new last-update time in a lease renewal.
+type Touch struct {
+	Seq        uint64
+	LastUpdate int64
+}
