@@ -1,0 +1,81 @@
+package fsm
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/hashicorp/raft"
+)
+
+// FSM adapts the Registry to raft.FSM.
+type FSM struct {
+	reg *Registry
+}
+
+// New returns a state machine over an empty registry.
+func New() *FSM { return &FSM{reg: NewRegistry()} }
+
+// Registry returns the registry for reads.
+func (f *FSM) Registry() *Registry { return f.reg }
+
+// Apply applies one committed log entry. Its result is nil or an error for a
+// single command, and []error (one per command) for a batch.
+//
+// An entry this build cannot decode stops the node: applying some entries and
+// skipping others would make this node's state diverge from the others'.
+func (f *FSM) Apply(l *raft.Log) any {
+	c, err := Decode(l.Data)
+	if err != nil {
+		panic(fmt.Sprintf("raftlookupd: log entry %d (term %d) cannot be applied: %v; "+
+			"stopping so this node cannot diverge (is it older than the node that wrote the entry?)",
+			l.Index, l.Term, err))
+	}
+	r := f.reg
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	res := r.apply(l.Index, &c)
+	r.appliedIndex = l.Index
+	r.generation++
+	return res
+}
+
+// Snapshot captures the registry. The state is encoded under the read lock
+// (a copy costs memory proportional to the state, and frees Apply at once).
+func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
+	f.reg.mu.RLock()
+	defer f.reg.mu.RUnlock()
+	return &snapshot{data: f.reg.encodeSnapshot()}, nil
+}
+
+// Restore replaces the registry with a snapshot's content: it is decoded into
+// a fresh registry, then swapped in under the lock.
+func (f *FSM) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	data, err := io.ReadAll(rc)
+	if err != nil {
+		return fmt.Errorf("fsm: read snapshot: %w", err)
+	}
+	fresh, err := decodeSnapshot(data)
+	if err != nil {
+		return err
+	}
+	r := f.reg
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.members, r.owners, r.sessions, r.topics, r.batches = fresh.members, fresh.owners, fresh.sessions, fresh.topics, fresh.batches
+	r.appliedIndex = fresh.appliedIndex
+	r.generation++
+	return nil
+}
+
+type snapshot struct{ data []byte }
+
+func (s *snapshot) Persist(sink raft.SnapshotSink) error {
+	if _, err := sink.Write(s.data); err != nil {
+		sink.Cancel()
+		return fmt.Errorf("fsm: write snapshot: %w", err)
+	}
+	return sink.Close()
+}
+
+func (s *snapshot) Release() {}
