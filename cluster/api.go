@@ -119,3 +119,5 @@ const (
 	PathStatus    = "/cluster/status"
 	PathReady     = "/cluster/ready"
 )
+
+func errorsIs(err, target error) bool { return errors.Is(err, target) }

@@ -100,3 +100,35 @@ type Touch struct {
 	Seq        uint64
 	LastUpdate int64
 }
+
+// Result codes carry a command's result across a forwarded apply.
+const (
+	ResultOK              uint8 = 0
+	ResultChannelNotFound uint8 = 1
+	ResultUnknown         uint8 = 255
+)
+
+// ResultCode maps a command's result error to its code.
+func ResultCode(err error) uint8 {
+	switch {
+	case err == nil:
+		return ResultOK
+	case errors.Is(err, ErrChannelNotFound):
+		return ResultChannelNotFound
+	}
+	return ResultUnknown
+}
+
+// ErrUnknownResult stands for a result code this build does not know.
+var ErrUnknownResult = errors.New("unknown command result")
+
+// ResultError maps a result code back to its error.
+func ResultError(code uint8) error {
+	switch code {
+	case ResultOK:
+		return nil
+	case ResultChannelNotFound:
+		return ErrChannelNotFound
+	}
+	return ErrUnknownResult
+}

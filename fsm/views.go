@@ -327,3 +327,10 @@ func lessSession(a, b SessionID) bool { return compareSession(a, b) < 0 }
 func (m Member) String() string {
 	return m.ID + "@" + m.RaftAddress + " http=" + m.HTTPAddress + " tcp=" + m.TCPAddress
 }
+
+// AppliedIndex returns the log index of the last applied entry.
+func (r *Registry) AppliedIndex() uint64 {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.appliedIndex
+}

@@ -1,0 +1,185 @@
+package cluster
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+)
+
+// Peer is one server of a static bootstrap configuration.
+type Peer struct {
+	ID          string
+	RaftAddress string
+}
+
+// ParsePeers parses "id=host:port,id=host:port".
+func ParsePeers(s string) ([]Peer, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	var out []Peer
+	seen := map[string]bool{}
+	for _, part := range strings.Split(s, ",") {
+		id, addr, ok := strings.Cut(strings.TrimSpace(part), "=")
+		if !ok || id == "" || addr == "" {
+			return nil, fmt.Errorf("peer %q: want id=host:port", part)
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return nil, fmt.Errorf("peer %q: %w", part, err)
+		}
+		if seen[id] {
+			return nil, fmt.Errorf("peer id %q listed twice", id)
+		}
+		seen[id] = true
+		out = append(out, Peer{ID: id, RaftAddress: addr})
+	}
+	return out, nil
+}
+
+// Config configures a Node. Durations document their default and what
+// changing them costs.
+type Config struct {
+	// NodeID is this server's Raft id, stable across restarts.
+	NodeID string
+	// DataDir holds raft.db (log and stable store) and snapshots/.
+	DataDir string
+	// RaftBind is the address the Raft transport listens on.
+	RaftBind string
+	// RaftAdvertise is the address peers dial; a host name is kept as is
+	// (re-resolved at every dial), so containers may change IPs.
+	RaftAdvertise string
+	// HTTPAdvertise and TCPAdvertise are replicated so any node can forward
+	// to the leader and report members.
+	HTTPAdvertise string
+	TCPAdvertise  string
+
+	// Peers bootstraps a static cluster on a fresh data dir; it must be the
+	// same on every node. Ignored once state exists.
+	Peers []Peer
+	// Join lists HTTP addresses of members to ask for admission until one
+	// accepts.
+	Join []string
+	// Bootstrap, with no Peers and no Join, makes a fresh node a
+	// single-server cluster. False: wait to be added.
+	Bootstrap bool
+
+	// AdminToken, when set, is sent with every node-to-node request.
+	AdminToken string
+
+	// LeaseRenewInterval (default 2s): how often a node renews its owner lease
+	// and replicates its sessions' PING times. One small log entry per node
+	// per interval.
+	LeaseRenewInterval time.Duration
+	// LeaseTimeout (default 15s): the leader drops every session of a node
+	// whose lease it has not seen renewed for this long. Shorter forgets
+	// producers of a dead node sooner; too short expires a slow node.
+	LeaseTimeout time.Duration
+	// InactiveProducerTimeout mirrors nsqlookupd's flag: a PING from a
+	// session whose replicated last update is older than half of it is
+	// replicated at once instead of at the next renewal.
+	InactiveProducerTimeout time.Duration
+	// MaxStaleness (default 3s): bounded reads are served while the leader
+	// was heard from within this long. Must exceed an election's length or
+	// reads fail during elections.
+	MaxStaleness time.Duration
+	// WriteTimeout (default 5s): how long one attempt to commit a batch may
+	// take before it is retried.
+	WriteTimeout time.Duration
+
+	// Raft timing, tuned for a LAN (defaults: heartbeat and election 250ms,
+	// leader lease 200ms, commit 10ms): a crashed leader is replaced within
+	// about a second. Raise them on slow or lossy networks.
+	HeartbeatTimeout   time.Duration
+	ElectionTimeout    time.Duration
+	LeaderLeaseTimeout time.Duration
+	CommitTimeout      time.Duration
+	// SnapshotInterval and SnapshotThreshold control log compaction.
+	SnapshotInterval  time.Duration
+	SnapshotThreshold uint64
+	TrailingLogs      uint64
+
+	// MaxBatch is the most commands one log entry carries (default 4096).
+	MaxBatch int
+	// MaxQueue is the most commands waiting for replication (default 1<<20);
+	// beyond it new commands fail with ErrQueueFull.
+	MaxQueue int
+}
+
+// DefaultConfig returns the defaults; the caller sets identity and addresses.
+func DefaultConfig() Config {
+	return Config{
+		Bootstrap:               true,
+		LeaseRenewInterval:      2 * time.Second,
+		LeaseTimeout:            15 * time.Second,
+		InactiveProducerTimeout: 300 * time.Second,
+		MaxStaleness:            3 * time.Second,
+		WriteTimeout:            5 * time.Second,
+		HeartbeatTimeout:        250 * time.Millisecond,
+		ElectionTimeout:         250 * time.Millisecond,
+		LeaderLeaseTimeout:      200 * time.Millisecond,
+		CommitTimeout:           10 * time.Millisecond,
+		SnapshotInterval:        60 * time.Second,
+		SnapshotThreshold:       8192,
+		TrailingLogs:            10240,
+		MaxBatch:                4096,
+		MaxQueue:                1 << 20,
+	}
+}
+
+// Validate checks fields alone and against each other.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if c.NodeID == "" {
+		bad("node id is empty")
+	}
+	if c.DataDir == "" {
+		bad("data dir is empty")
+	}
+	for name, addr := range map[string]string{"raft bind": c.RaftBind, "raft advertise": c.RaftAdvertise, "http advertise": c.HTTPAdvertise} {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			bad("%s address %q: %v", name, addr, err)
+		}
+	}
+	if host, _, err := net.SplitHostPort(c.RaftAdvertise); err == nil {
+		if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+			bad("raft advertise address %q is not reachable by peers: set a broadcast address", c.RaftAdvertise)
+		}
+	}
+	if len(c.Peers) > 0 && len(c.Join) > 0 {
+		bad("give either peers or join, not both")
+	}
+	if len(c.Peers) > 0 {
+		found := false
+		for _, p := range c.Peers {
+			found = found || p.ID == c.NodeID
+		}
+		if !found {
+			bad("peers do not include this node's id %q", c.NodeID)
+		}
+	}
+	positive := map[string]time.Duration{
+		"lease renew interval": c.LeaseRenewInterval, "lease timeout": c.LeaseTimeout,
+		"max staleness": c.MaxStaleness, "write timeout": c.WriteTimeout,
+		"heartbeat timeout": c.HeartbeatTimeout, "election timeout": c.ElectionTimeout,
+		"leader lease timeout": c.LeaderLeaseTimeout, "commit timeout": c.CommitTimeout,
+		"snapshot interval": c.SnapshotInterval, "inactive producer timeout": c.InactiveProducerTimeout,
+	}
+	for name, d := range positive {
+		if d <= 0 {
+			bad("%s must be positive, got %v", name, d)
+		}
+	}
+	if c.LeaseTimeout > 0 && c.LeaseRenewInterval*3 > c.LeaseTimeout {
+		bad("lease timeout %v must be at least 3 lease renew intervals (%v)", c.LeaseTimeout, c.LeaseRenewInterval)
+	}
+	if c.LeaderLeaseTimeout > c.HeartbeatTimeout {
+		bad("leader lease timeout %v must not exceed heartbeat timeout %v", c.LeaderLeaseTimeout, c.HeartbeatTimeout)
+	}
+	if c.MaxBatch <= 0 || c.MaxQueue < c.MaxBatch {
+		bad("max batch %d must be positive and at most max queue %d", c.MaxBatch, c.MaxQueue)
+	}
+	return errors.Join(errs...)
+}

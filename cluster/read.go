@@ -1,0 +1,164 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// ReadBarrier decides whether a read at the given level may be answered from
+// local state now; for linearizable reads it first waits until local state
+// includes everything committed before the read arrived.
+func (n *Node) ReadBarrier(ctx context.Context, level Consistency) error {
+	switch level {
+	case Stale:
+		return nil
+	case Bounded:
+		if n.raft.State() == raft.Leader {
+			return nil
+		}
+		if _, id := n.raft.LeaderWithID(); id == "" {
+			return ErrLeaderUnreachable
+		}
+		if lc := n.raft.LastContact(); lc.IsZero() || time.Since(lc) > n.cfg.MaxStaleness {
+			return ErrLeaderUnreachable
+		}
+		return nil
+	case Linearizable:
+		ctx, cancel := context.WithTimeout(ctx, n.cfg.WriteTimeout)
+		defer cancel()
+		index, err := n.readIndex(ctx)
+		if err != nil {
+			return fmt.Errorf("%w: %v", ErrLeaderUnreachable, err)
+		}
+		if err := n.fsm.waitApplied(ctx, index); err != nil {
+			return fmt.Errorf("%w: wait for index %d: %v", ErrLeaderUnreachable, index, err)
+		}
+		return nil
+	}
+	return fmt.Errorf("%w: consistency %q", ErrBadRequest, level)
+}
+
+// readIndex returns a commit index that includes every write committed
+// before the call: the leader's, after it confirmed it still leads.
+func (n *Node) readIndex(ctx context.Context) (uint64, error) {
+	index, err := n.ReadIndex(ctx)
+	if err == nil || !isNotLeader(err) {
+		return index, err
+	}
+	addr, err := n.leaderHTTP()
+	if err != nil {
+		return 0, err
+	}
+	var out struct {
+		Index uint64 `json:"index"`
+	}
+	if err := n.call(ctx, http.MethodGet, addr, PathReadIndex, "", nil, &out); err != nil {
+		return 0, err
+	}
+	return out.Index, nil
+}
+
+// ReadIndex, on the leader, confirms leadership with a quorum and returns the
+// commit index. ErrNotLeader on a follower.
+func (n *Node) ReadIndex(ctx context.Context) (uint64, error) {
+	if n.raft.State() != raft.Leader {
+		return 0, ErrNotLeader
+	}
+	// A new leader's commit index may trail entries committed in earlier
+	// terms until its first entry commits; leaderReady is set after the
+	// Barrier that guarantees it does not.
+	for !n.leaderReady.Load() {
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+		if n.raft.State() != raft.Leader {
+			return 0, ErrNotLeader
+		}
+	}
+	index := n.raft.CommitIndex()
+	if err := n.raft.VerifyLeader().Error(); err != nil {
+		return 0, fmt.Errorf("%w: %v", ErrNotLeader, err)
+	}
+	return index, nil
+}
+
+func isNotLeader(err error) bool {
+	return err != nil && (errorsIs(err, ErrNotLeader) || errorsIs(err, raft.ErrNotLeader))
+}
+
+// ReadState describes local state for the X-Raftlookupd-* headers.
+func (n *Node) ReadState() ReadState {
+	_, id := n.raft.LeaderWithID()
+	rs := ReadState{LeaderID: string(id), AppliedIndex: n.fsm.appliedIndex(), LastContact: -1}
+	if n.raft.State() == raft.Leader {
+		rs.LastContact = 0
+	} else if lc := n.raft.LastContact(); !lc.IsZero() {
+		rs.LastContact = time.Since(lc)
+	}
+	return rs
+}
+
+// Ready reports whether this node knows a leader and has applied everything
+// it knows to be committed.
+func (n *Node) Ready() bool {
+	if _, id := n.raft.LeaderWithID(); id == "" {
+		return false
+	}
+	return n.fsm.appliedIndex() >= n.raft.CommitIndex()
+}
+
+// Status describes this node and the members of the configuration.
+func (n *Node) Status(ctx context.Context) (Status, error) {
+	stats := n.raft.Stats()
+	leaderAddr, leaderID := n.raft.LeaderWithID()
+	st := Status{
+		NodeID:        n.cfg.NodeID,
+		State:         n.raft.State().String(),
+		LeaderID:      string(leaderID),
+		LeaderAddress: string(leaderAddr),
+		Term:          parseUint(stats["term"]),
+		LastLogIndex:  parseUint(stats["last_log_index"]),
+		CommitIndex:   n.raft.CommitIndex(),
+		AppliedIndex:  n.fsm.appliedIndex(),
+		Members:       []MemberStatus{},
+	}
+	cf := n.raft.GetConfiguration()
+	if err := cf.Error(); err != nil {
+		return st, err
+	}
+	for _, s := range cf.Configuration().Servers {
+		ms := MemberStatus{
+			ID:          string(s.ID),
+			RaftAddress: string(s.Address),
+			Suffrage:    s.Suffrage.String(),
+			Leader:      s.ID == leaderID,
+		}
+		if m, ok := n.Registry().Member(ms.ID); ok {
+			ms.HTTPAddress, ms.TCPAddress = m.HTTPAddress, m.TCPAddress
+		}
+		if ms.ID == n.cfg.NodeID {
+			lag := st.CommitIndex - min(st.CommitIndex, st.AppliedIndex)
+			if n.raft.State() != raft.Leader {
+				lag = 0
+				if st.LastLogIndex >= st.AppliedIndex {
+					lag = st.CommitIndex - min(st.CommitIndex, st.AppliedIndex)
+				}
+			}
+			ms.Lag = &lag
+		}
+		st.Members = append(st.Members, ms)
+	}
+	return st, nil
+}
+
+func parseUint(s string) uint64 {
+	v, _ := strconv.ParseUint(s, 10, 64)
+	return v
+}

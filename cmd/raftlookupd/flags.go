@@ -1,0 +1,133 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/raftlookupd/raftlookupd/cluster"
+)
+
+var errHelpOrVersion = errors.New("help or version printed")
+
+type options struct {
+	tcpAddress              string
+	httpAddress             string
+	broadcastAddress        string
+	hostname                string
+	inactiveProducerTimeout time.Duration
+	tombstoneLifetime       time.Duration
+	logLevel                string
+	logFormat               string
+	readConsistency         cluster.Consistency
+	maxConnections          int
+	maxRegistrations        int
+	cluster                 cluster.Config
+}
+
+func parseFlags(args []string, stderr io.Writer) (*options, error) {
+	hostname, err := os.Hostname()
+	if err != nil {
+		return nil, fmt.Errorf("hostname: %w", err)
+	}
+	o := &options{hostname: hostname, cluster: cluster.DefaultConfig()}
+	c := &o.cluster
+	fs := flag.NewFlagSet("raftlookupd", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+
+	// nsqlookupd's own flags.
+	fs.StringVar(&o.tcpAddress, "tcp-address", "0.0.0.0:4160", "<addr>:<port> to listen on for TCP clients (nsqd)")
+	fs.StringVar(&o.httpAddress, "http-address", "0.0.0.0:4161", "<addr>:<port> to listen on for HTTP clients")
+	fs.StringVar(&o.broadcastAddress, "broadcast-address", hostname, "address of this node, advertised to nsqd, peers and clients")
+	fs.DurationVar(&o.inactiveProducerTimeout, "inactive-producer-timeout", 300*time.Second, "duration of time a producer will remain in the active list since its last ping")
+	fs.DurationVar(&o.tombstoneLifetime, "tombstone-lifetime", 45*time.Second, "duration of time a producer will remain tombstoned if registration remains")
+	fs.StringVar(&o.logLevel, "log-level", "info", "log level: trace, debug, info, warn, error")
+	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
+	version := fs.Bool("version", false, "print version string")
+
+	// Cluster flags.
+	fs.StringVar(&c.NodeID, "node-id", hostname, "unique, stable id of this node in the cluster")
+	fs.StringVar(&c.DataDir, "data-dir", "raftlookupd-data", "directory for the Raft log, stable store and snapshots")
+	raftAddress := fs.String("raft-address", "0.0.0.0:4162", "<addr>:<port> to listen on for Raft peers")
+	peers := fs.String("peers", "", "static bootstrap on a fresh data dir: id=host:port,... (same on every node, includes this node)")
+	join := fs.String("join", "", "HTTP addresses of members to ask for admission: host:port,...")
+	fs.BoolVar(&c.Bootstrap, "bootstrap", true, "with neither -peers nor -join, start a single-node cluster on a fresh data dir (false: wait to be added)")
+	consistency := fs.String("read-consistency", string(cluster.Bounded), "default read consistency: stale, bounded or linearizable")
+	fs.DurationVar(&c.MaxStaleness, "max-staleness", c.MaxStaleness, "bounded reads fail with 503 when the leader was not heard from for this long")
+	fs.StringVar(&c.AdminToken, "admin-token", os.Getenv("RAFTLOOKUPD_ADMIN_TOKEN"), "bearer token required by /cluster/* (default $RAFTLOOKUPD_ADMIN_TOKEN)")
+	fs.DurationVar(&c.LeaseTimeout, "lease-timeout", c.LeaseTimeout, "drop every session of a node whose lease was not renewed for this long")
+	fs.DurationVar(&c.LeaseRenewInterval, "lease-renew-interval", c.LeaseRenewInterval, "how often a node renews its lease and replicates PING times")
+	fs.DurationVar(&c.HeartbeatTimeout, "raft-heartbeat-timeout", c.HeartbeatTimeout, "Raft heartbeat timeout")
+	fs.DurationVar(&c.ElectionTimeout, "raft-election-timeout", c.ElectionTimeout, "Raft election timeout")
+	fs.DurationVar(&c.LeaderLeaseTimeout, "raft-leader-lease-timeout", c.LeaderLeaseTimeout, "Raft leader lease timeout (at most the heartbeat timeout)")
+	fs.DurationVar(&c.CommitTimeout, "raft-commit-timeout", c.CommitTimeout, "Raft commit timeout")
+	fs.DurationVar(&c.SnapshotInterval, "raft-snapshot-interval", c.SnapshotInterval, "how often Raft checks whether to snapshot")
+	fs.Uint64Var(&c.SnapshotThreshold, "raft-snapshot-threshold", c.SnapshotThreshold, "log entries since the last snapshot that trigger one")
+	fs.DurationVar(&c.WriteTimeout, "write-timeout", c.WriteTimeout, "how long an HTTP mutation waits for its commit before 503")
+	fs.IntVar(&o.maxConnections, "max-connections", 10000, "most concurrent TCP client connections")
+	fs.IntVar(&o.maxRegistrations, "max-registrations", 100000, "most topic and channel registrations per TCP connection")
+
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, errHelpOrVersion
+		}
+		return nil, err
+	}
+	if *version {
+		fmt.Fprintf(stderr, "raftlookupd v%s (nsqlookupd %s compatible, built w/%s)\n", buildVersion, nsqVersion, runtime.Version())
+		return nil, errHelpOrVersion
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if o.broadcastAddress == "" {
+		return nil, errors.New("-broadcast-address is empty")
+	}
+	if o.inactiveProducerTimeout <= 0 || o.tombstoneLifetime <= 0 {
+		return nil, errors.New("-inactive-producer-timeout and -tombstone-lifetime must be positive")
+	}
+	if o.logFormat != "text" && o.logFormat != "json" {
+		return nil, fmt.Errorf("-log-format %q: want text or json", o.logFormat)
+	}
+	switch strings.ToLower(o.logLevel) {
+	case "trace", "debug", "info", "warn", "error", "fatal":
+	default:
+		return nil, fmt.Errorf("-log-level %q: want trace, debug, info, warn or error", o.logLevel)
+	}
+	if o.readConsistency, err = cluster.ParseConsistency(*consistency); err != nil {
+		return nil, fmt.Errorf("-read-consistency: %w", err)
+	}
+	for name, addr := range map[string]string{"-tcp-address": o.tcpAddress, "-http-address": o.httpAddress, "-raft-address": *raftAddress} {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return nil, fmt.Errorf("%s %q: %w", name, addr, err)
+		}
+	}
+	if c.Peers, err = cluster.ParsePeers(*peers); err != nil {
+		return nil, fmt.Errorf("-peers: %w", err)
+	}
+	for _, a := range strings.Split(*join, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			if _, _, err := net.SplitHostPort(a); err != nil {
+				return nil, fmt.Errorf("-join %q: %w", a, err)
+			}
+			c.Join = append(c.Join, a)
+		}
+	}
+	c.InactiveProducerTimeout = o.inactiveProducerTimeout
+	c.RaftBind = *raftAddress
+	_, raftPort, _ := net.SplitHostPort(*raftAddress)
+	c.RaftAdvertise = net.JoinHostPort(o.broadcastAddress, raftPort)
+	// Placeholder until the listener is bound; start() sets the real one.
+	c.HTTPAdvertise = net.JoinHostPort(o.broadcastAddress, strconv.Itoa(0))
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return o, nil
+}

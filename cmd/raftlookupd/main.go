@@ -1,0 +1,175 @@
+// Command raftlookupd is a drop-in replacement for nsqlookupd that runs as a
+// Raft cluster. With no cluster flags it is a single-node cluster: a plain
+// nsqlookupd whose registry survives restarts.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/raftlookupd/raftlookupd/cluster"
+	"github.com/raftlookupd/raftlookupd/httpapi"
+	"github.com/raftlookupd/raftlookupd/tcpproto"
+)
+
+// version is the nsqlookupd version this build is compatible with and
+// reports to clients (nsqd and nsqadmin parse it as semver).
+const nsqVersion = "1.3.0"
+
+// buildVersion is set with -ldflags "-X main.buildVersion=...".
+var buildVersion = "dev"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stderr))
+}
+
+func run(args []string, stderr io.Writer) int {
+	opts, err := parseFlags(args, stderr)
+	if errors.Is(err, errHelpOrVersion) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "raftlookupd: %v\n", err)
+		return 2
+	}
+	logger := newLogger(opts, stderr)
+	d, err := start(opts, logger)
+	if err != nil {
+		fmt.Fprintf(stderr, "raftlookupd: %v\n", err)
+		return 1
+	}
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	select {
+	case sig := <-sigs:
+		logger.Info("shutting down", "signal", sig.String())
+	case err := <-d.failed:
+		logger.Error("server failed", "error", err)
+		d.shutdown(logger)
+		return 1
+	}
+	if err := d.shutdown(logger); err != nil {
+		logger.Error("unclean shutdown", "error", err)
+		return 1
+	}
+	return 0
+}
+
+func newLogger(opts *options, out io.Writer) hclog.Logger {
+	return hclog.New(&hclog.LoggerOptions{
+		Name:       "raftlookupd",
+		Level:      hclog.LevelFromString(opts.logLevel),
+		Output:     out,
+		JSONFormat: opts.logFormat == "json",
+	})
+}
+
+// daemon owns the three servers and shuts them down in order.
+type daemon struct {
+	node   *cluster.Node
+	tcp    *tcpproto.Server
+	http   *httpapi.Server
+	failed chan error
+}
+
+func start(opts *options, logger hclog.Logger) (*daemon, error) {
+	// Bind both client listeners first: the IDENTIFY reply and the member
+	// record advertise the ports actually bound.
+	httpLn, err := net.Listen("tcp", opts.httpAddress)
+	if err != nil {
+		return nil, fmt.Errorf("http listener: %w", err)
+	}
+	tcpCfg := tcpproto.DefaultConfig()
+	tcpCfg.Address = opts.tcpAddress
+	tcpCfg.BroadcastAddress = opts.broadcastAddress
+	tcpCfg.Hostname = opts.hostname
+	tcpCfg.Version = nsqVersion
+	tcpCfg.HTTPPort = httpLn.Addr().(*net.TCPAddr).Port
+	tcpCfg.MaxConnections = opts.maxConnections
+	tcpCfg.MaxRegistrations = opts.maxRegistrations
+
+	ccfg := opts.cluster
+	ccfg.HTTPAdvertise = advertise(opts.broadcastAddress, httpLn.Addr())
+
+	var d daemon
+	d.failed = make(chan error, 2)
+	d.node, err = cluster.New(ccfg, logger.Named("cluster"))
+	if err != nil {
+		httpLn.Close()
+		return nil, err
+	}
+	d.tcp, err = tcpproto.New(tcpCfg, d.node, logger)
+	if err != nil {
+		httpLn.Close()
+		d.node.Shutdown(context.Background())
+		return nil, fmt.Errorf("tcp listener: %w", err)
+	}
+	d.node.SetTCPAdvertise(advertise(opts.broadcastAddress, d.tcp.Addr()))
+	d.node.OnExpired(d.tcp.CloseConnections)
+
+	hcfg := httpapi.DefaultConfig()
+	hcfg.Listener = httpLn
+	hcfg.InactiveProducerTimeout = opts.inactiveProducerTimeout
+	hcfg.TombstoneLifetime = opts.tombstoneLifetime
+	hcfg.DefaultConsistency = opts.readConsistency
+	hcfg.AdminToken = ccfg.AdminToken
+	hcfg.Version = nsqVersion
+	d.http, err = httpapi.New(hcfg, d.node.Registry(), d.node, logger)
+	if err != nil {
+		httpLn.Close()
+		d.tcp.Shutdown(context.Background())
+		d.node.Shutdown(context.Background())
+		return nil, err
+	}
+	go func() {
+		if err := d.tcp.Serve(); err != nil {
+			d.failed <- fmt.Errorf("tcp: %w", err)
+		}
+	}()
+	go func() {
+		if err := d.http.Serve(); err != nil {
+			d.failed <- fmt.Errorf("http: %w", err)
+		}
+	}()
+	logger.Info("serving", "tcp", d.tcp.Addr().String(), "http", httpLn.Addr().String(),
+		"raft", d.node.RaftAddress(), "node_id", ccfg.NodeID, "version", buildVersion)
+	return &d, nil
+}
+
+// shutdown: stop taking clients and close their sessions, replicate that,
+// hand leadership over, then stop HTTP and Raft.
+func (d *daemon) shutdown(logger hclog.Logger) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var errs []error
+	if err := d.tcp.Shutdown(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	drainCtx, drainCancel := context.WithTimeout(ctx, 3*time.Second)
+	if err := d.node.Drain(drainCtx); err != nil {
+		logger.Warn("sessions not replicated before shutdown; the lease will drop them", "error", err)
+	}
+	drainCancel()
+	if err := d.http.Shutdown(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	if err := d.node.Shutdown(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// advertise joins the broadcast host with a bound listener's port.
+func advertise(host string, a net.Addr) string {
+	return net.JoinHostPort(host, strconv.Itoa(a.(*net.TCPAddr).Port))
+}

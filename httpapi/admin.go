@@ -1,0 +1,212 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+
+	"github.com/julienschmidt/httprouter"
+	"github.com/raftlookupd/raftlookupd/cluster"
+)
+
+const (
+	// maxAdminBody bounds the small JSON documents of join, leave and
+	// transfer-leadership.
+	maxAdminBody = 64 << 10
+	// maxApplyBody bounds a forwarded batch. A follower's batcher keeps its
+	// batches far below this; the cap only stops a runaway or hostile sender.
+	maxApplyBody = 64 << 20
+)
+
+// adminHandler is a /cluster/* endpoint: it returns the JSON document to send
+// with 200, or an error that adminError maps to a status.
+type adminHandler func(ctx context.Context, w http.ResponseWriter, r *http.Request) (any, error)
+
+type emptyObject struct{}
+
+type readyResponse struct {
+	Ready   bool   `json:"ready"`
+	Message string `json:"message,omitempty"`
+}
+
+// withStatus lets an adminHandler answer a document with a status other
+// than 200.
+type withStatus struct {
+	status int
+	doc    any
+}
+
+type readIndexResponse struct {
+	Index uint64 `json:"index"`
+}
+
+// admin adapts an adminHandler to the router. The token is checked again
+// here, not only in front of the router, so an admin handler can never be
+// reached without it whatever path rewriting happens before.
+func (s *Server) admin(h adminHandler) httprouter.Handle {
+	return func(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+		if !s.authorized(r) {
+			writeUnauthorized(w)
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.WriteTimeout)
+		defer cancel()
+		v, err := h(ctx, w, r)
+		// Node-to-node callers use these to find the leader after a 409 or 503.
+		s.setReadHeaders(w)
+		if err != nil {
+			e := s.adminError(r, err)
+			writeJSON(w, e.status, messageBody{e.message})
+			return
+		}
+		if ws, ok := v.(withStatus); ok {
+			writeJSON(w, ws.status, ws.doc)
+			return
+		}
+		writeJSON(w, http.StatusOK, v)
+	}
+}
+
+// adminError maps cluster errors to statuses. Messages are err.Error() for
+// operators, except NOT_LEADER, which is a stable code for the forwarding
+// client.
+func (s *Server) adminError(r *http.Request, err error) *apiError {
+	var apiErr *apiError
+	switch {
+	case errors.As(err, &apiErr):
+		return apiErr
+	case errors.Is(err, cluster.ErrNotLeader):
+		return errNotLeader
+	case errors.Is(err, cluster.ErrBadRequest):
+		return errorf(http.StatusBadRequest, err.Error())
+	case errors.Is(err, cluster.ErrUnknownMember):
+		return errorf(http.StatusNotFound, err.Error())
+	case errors.Is(err, cluster.ErrNoLeader), errors.Is(err, cluster.ErrLeaderUnreachable),
+		errors.Is(err, cluster.ErrShutdown), errors.Is(err, cluster.ErrQueueFull),
+		errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return errorf(http.StatusServiceUnavailable, err.Error())
+	}
+	s.logger.Error("admin request failed", "path", r.URL.Path, "error", err)
+	return errorf(http.StatusInternalServerError, err.Error())
+}
+
+func (s *Server) handleStatus(ctx context.Context, _ http.ResponseWriter, _ *http.Request) (any, error) {
+	st, err := s.cluster.Status(ctx)
+	if err != nil {
+		return nil, err
+	}
+	st.Members = nonNil(st.Members)
+	return st, nil
+}
+
+// handleReady is for load balancers and orchestrators: 503 takes a node out
+// of rotation until it has a leader and has caught up.
+func (s *Server) handleReady(context.Context, http.ResponseWriter, *http.Request) (any, error) {
+	if !s.cluster.Ready() {
+		return withStatus{http.StatusServiceUnavailable, readyResponse{Ready: false, Message: "NOT_READY"}}, nil
+	}
+	return readyResponse{Ready: true}, nil
+}
+
+func (s *Server) handleJoin(ctx context.Context, w http.ResponseWriter, r *http.Request) (any, error) {
+	var req cluster.JoinRequest
+	if err := decodeBody(w, r, &req); err != nil {
+		return nil, err
+	}
+	if req.ID == "" {
+		return nil, errorf(http.StatusBadRequest, "id is required")
+	}
+	if req.RaftAddress == "" {
+		return nil, errorf(http.StatusBadRequest, "raft_address is required")
+	}
+	if err := s.cluster.Join(ctx, req); err != nil {
+		return nil, err
+	}
+	s.logger.Info("join accepted", "id", req.ID, "raft_address", req.RaftAddress,
+		"voter", req.IsVoter(), "remote", r.RemoteAddr)
+	return emptyObject{}, nil
+}
+
+func (s *Server) handleLeave(ctx context.Context, w http.ResponseWriter, r *http.Request) (any, error) {
+	var req cluster.LeaveRequest
+	if err := decodeBody(w, r, &req); err != nil {
+		return nil, err
+	}
+	if req.ID == "" {
+		return nil, errorf(http.StatusBadRequest, "id is required")
+	}
+	if err := s.cluster.Leave(ctx, req.ID); err != nil {
+		return nil, err
+	}
+	s.logger.Info("leave accepted", "id", req.ID, "remote", r.RemoteAddr)
+	return emptyObject{}, nil
+}
+
+func (s *Server) handleTransfer(ctx context.Context, w http.ResponseWriter, r *http.Request) (any, error) {
+	var req cluster.TransferRequest
+	if err := decodeBody(w, r, &req); err != nil {
+		return nil, err
+	}
+	if err := s.cluster.TransferLeadership(ctx, req.ID); err != nil {
+		return nil, err
+	}
+	s.logger.Info("leadership transfer requested", "to", req.ID, "remote", r.RemoteAddr)
+	return emptyObject{}, nil
+}
+
+func (s *Server) handleApply(ctx context.Context, w http.ResponseWriter, r *http.Request) (any, error) {
+	batch, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.applyLimit))
+	if err != nil {
+		return nil, bodyError(err)
+	}
+	if len(batch) == 0 {
+		return nil, errorf(http.StatusBadRequest, "empty batch")
+	}
+	res, err := s.cluster.ApplyForwarded(ctx, batch)
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+func (s *Server) handleReadIndex(ctx context.Context, _ http.ResponseWriter, _ *http.Request) (any, error) {
+	idx, err := s.cluster.ReadIndex(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return readIndexResponse{Index: idx}, nil
+}
+
+// decodeBody reads one JSON object into v. An empty body counts as {} so
+// that optional-only requests (transfer-leadership) need none. Unknown fields
+// are refused: a misspelt "voter" must not silently add a voter.
+func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxAdminBody))
+	if err != nil {
+		return bodyError(err)
+	}
+	if len(bytes.TrimSpace(b)) == 0 {
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return errorf(http.StatusBadRequest, fmt.Sprintf("invalid JSON body: %v", err))
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errorf(http.StatusBadRequest, "invalid JSON body: data after the object")
+	}
+	return nil
+}
+
+func bodyError(err error) *apiError {
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		return errorf(http.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than %d bytes", tooBig.Limit))
+	}
+	return errorf(http.StatusBadRequest, fmt.Sprintf("reading request body: %v", err))
+}

@@ -1,0 +1,57 @@
+package httpapi
+
+import (
+	"context"
+
+	"github.com/raftlookupd/raftlookupd/cluster"
+	"github.com/raftlookupd/raftlookupd/fsm"
+)
+
+// Registry is the local state machine's read side. Implementations return
+// copies the caller may keep, and empty (never nil) slices.
+type Registry interface {
+	// Lookup answers /lookup: the channels of topic and its producers
+	// passed through f. found is false when no topic registration exists,
+	// which the caller turns into 404 TOPIC_NOT_FOUND. Topic "*" is the
+	// wildcard of PROTOCOL.md §3.3.
+	Lookup(topic string, f fsm.Filter) (channels []string, producers []fsm.PeerInfo, found bool)
+	// Topics answers /topics: every topic registration, with or without
+	// producers.
+	Topics() []string
+	// Channels answers /channels: the channels of topic, none if unknown;
+	// "*" lists every channel of every topic.
+	Channels(topic string) []string
+	// Nodes answers /nodes: producers hidden only by f.InactiveTimeout, each
+	// with equally long Topics and Tombstones (tombstoned within
+	// f.TombstoneLifetime).
+	Nodes(f fsm.Filter) []fsm.Node
+	// Debug answers /debug: raw producer records keyed "category:key:subkey".
+	Debug() map[string][]fsm.DebugProducer
+}
+
+// Cluster is what the HTTP API needs from the Raft node.
+type Cluster interface {
+	// Propose commits one HTTP mutation and returns once this node applied
+	// it, with the command's own result (fsm.ErrChannelNotFound) or a
+	// cluster error (cluster.ErrNoLeader, context expiry, ...).
+	Propose(ctx context.Context, cmd fsm.Command) error
+	// ReadBarrier returns nil once local state may serve a read at level;
+	// cluster.ErrLeaderUnreachable when this node cannot.
+	ReadBarrier(ctx context.Context, level cluster.Consistency) error
+	// ReadState describes the local state for the X-Raftlookupd-* headers.
+	ReadState() cluster.ReadState
+	Status(ctx context.Context) (cluster.Status, error)
+	// Ready reports whether the node has a leader and applied up to its
+	// commit index.
+	Ready() bool
+	Join(ctx context.Context, req cluster.JoinRequest) error
+	Leave(ctx context.Context, id string) error
+	// TransferLeadership hands leadership to id, or to any voter if id is "".
+	TransferLeadership(ctx context.Context, id string) error
+	// ApplyForwarded applies a batch a follower forwarded (leader only:
+	// cluster.ErrNotLeader otherwise). The result, with one code per
+	// command, is the response body the forwarding node decodes.
+	ApplyForwarded(ctx context.Context, batch []byte) (cluster.ApplyResult, error)
+	// ReadIndex returns the leader's confirmed commit index (leader only).
+	ReadIndex(ctx context.Context) (uint64, error)
+}

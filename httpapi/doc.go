@@ -1,0 +1,31 @@
+// Package httpapi serves nsqlookupd 1.3.0's HTTP API (PROTOCOL.md §3) from the
+// replicated registry, plus raftlookupd's /cluster/* admin and node-to-node API.
+//
+// Invariants:
+//
+//   - The nsqlookupd endpoints answer byte-for-byte like nsqlookupd 1.3.0: the
+//     same router (julienschmidt/httprouter v1.3.0 with nsqlookupd's settings),
+//     so 404/405/Allow/OPTIONS and the 301/307 path-fixing redirects match;
+//     parameters only from the query string, first value wins, presence counts;
+//     every V1 response (errors included) carries X-NSQ-Content-Type; JSON
+//     lists are [] and never null; POST successes are 200 with an empty body
+//     and no Content-Type.
+//   - One deliberate difference (DESIGN.md "Bad input"): /topic/delete and
+//     /topic/tombstone refuse the wildcard topic "*" with 400 INVALID_ARG_TOPIC
+//     instead of wiping or tombstoning at random. The reads keep the wildcard.
+//   - Reads are served from the local state machine after Cluster.ReadBarrier
+//     for the requested consistency (query parameter "consistency", else the
+//     node default). Read responses carry X-Raftlookupd-Leader (leader id, empty
+//     when unknown), X-Raftlookupd-Applied-Index (the applied index observed
+//     before the registry was read, so the answer reflects at least that index)
+//     and X-Raftlookupd-Last-Contact (milliseconds since the leader was last
+//     heard from; 0 on the leader, -1 if never).
+//   - A mutation answers only after its command was committed and applied
+//     locally (Cluster.Propose), so a following read on this node sees it.
+//     Timestamps in commands are stamped here, never in the state machine.
+//   - When an admin token is configured, every request under /cluster/ needs
+//     it, whatever the method or path; the nsqlookupd endpoints never do
+//     (go-nsq sends its own Authorization header there, which is ignored).
+//   - This package holds no registry state and no package-level mutable state;
+//     it talks to the rest of the node only through Registry and Cluster.
+package httpapi

@@ -1,0 +1,214 @@
+package httpapi
+
+import (
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/julienschmidt/httprouter"
+	"github.com/raftlookupd/raftlookupd/fsm"
+)
+
+// zeroTimeUnixNano is time.Time{}.UnixNano(): nsqlookupd's /debug shows it as
+// tombstoned_at of a producer that was never tombstoned, and nsqd's tests
+// parse /debug.
+const zeroTimeUnixNano int64 = -6795364578871345152
+
+// The JSON shapes below fix nsqlookupd's field order; encoding/json emits
+// struct fields in declaration order.
+
+type lookupResponse struct {
+	Channels  []string         `json:"channels"`
+	Producers []lookupProducer `json:"producers"`
+}
+
+type lookupProducer struct {
+	RemoteAddress    string `json:"remote_address"`
+	Hostname         string `json:"hostname"`
+	BroadcastAddress string `json:"broadcast_address"`
+	TCPPort          int    `json:"tcp_port"`
+	HTTPPort         int    `json:"http_port"`
+	Version          string `json:"version"`
+}
+
+type nodesResponse struct {
+	Producers []node `json:"producers"`
+}
+
+type node struct {
+	RemoteAddress    string   `json:"remote_address"`
+	Hostname         string   `json:"hostname"`
+	BroadcastAddress string   `json:"broadcast_address"`
+	TCPPort          int      `json:"tcp_port"`
+	HTTPPort         int      `json:"http_port"`
+	Version          string   `json:"version"`
+	Tombstones       []bool   `json:"tombstones"`
+	Topics           []string `json:"topics"`
+}
+
+// debugProducer's fields are alphabetical because nsqlookupd marshals a map.
+type debugProducer struct {
+	BroadcastAddress string `json:"broadcast_address"`
+	Hostname         string `json:"hostname"`
+	HTTPPort         int    `json:"http_port"`
+	ID               string `json:"id"`
+	LastUpdate       int64  `json:"last_update"`
+	TCPPort          int    `json:"tcp_port"`
+	Tombstoned       bool   `json:"tombstoned"`
+	TombstonedAt     int64  `json:"tombstoned_at"`
+	Version          string `json:"version"`
+}
+
+type topicsResponse struct {
+	Topics []string `json:"topics"`
+}
+
+type channelsResponse struct {
+	Channels []string `json:"channels"`
+}
+
+type infoResponse struct {
+	Version string `json:"version"`
+}
+
+// handlePing is nsqlookupd's plain-text health check: no V1 header.
+func (s *Server) handlePing(w http.ResponseWriter, _ *http.Request, _ httprouter.Params) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(http.StatusOK)
+	_, _ = io.WriteString(w, "OK")
+}
+
+func (s *Server) handleInfo(http.ResponseWriter, *http.Request) (any, *apiError) {
+	return infoResponse{Version: s.cfg.Version}, nil
+}
+
+func (s *Server) handleLookup(w http.ResponseWriter, r *http.Request) (any, *apiError) {
+	p, apiErr := queryParams(r)
+	if apiErr != nil {
+		return s.readFailed(w, apiErr)
+	}
+	topic, ok := p.get("topic")
+	if !ok {
+		return s.readFailed(w, errMissingTopic)
+	}
+	if apiErr := s.readBarrier(w, r, p); apiErr != nil {
+		return nil, apiErr
+	}
+	channels, peers, found := s.reg.Lookup(topic, s.filter())
+	if !found {
+		return nil, errTopicNotFound
+	}
+	producers := make([]lookupProducer, len(peers))
+	for i, pi := range peers {
+		producers[i] = lookupProducer{
+			RemoteAddress:    pi.RemoteAddress,
+			Hostname:         pi.Hostname,
+			BroadcastAddress: pi.BroadcastAddress,
+			TCPPort:          pi.TCPPort,
+			HTTPPort:         pi.HTTPPort,
+			Version:          pi.Version,
+		}
+	}
+	return lookupResponse{Channels: nonNil(channels), Producers: producers}, nil
+}
+
+func (s *Server) handleTopics(w http.ResponseWriter, r *http.Request) (any, *apiError) {
+	if apiErr := s.readBarrier(w, r, lenientParams(r)); apiErr != nil {
+		return nil, apiErr
+	}
+	return topicsResponse{Topics: nonNil(s.reg.Topics())}, nil
+}
+
+func (s *Server) handleChannels(w http.ResponseWriter, r *http.Request) (any, *apiError) {
+	p, apiErr := queryParams(r)
+	if apiErr != nil {
+		return s.readFailed(w, apiErr)
+	}
+	topic, ok := p.get("topic")
+	if !ok {
+		return s.readFailed(w, errMissingTopic)
+	}
+	if apiErr := s.readBarrier(w, r, p); apiErr != nil {
+		return nil, apiErr
+	}
+	return channelsResponse{Channels: nonNil(s.reg.Channels(topic))}, nil
+}
+
+func (s *Server) handleNodes(w http.ResponseWriter, r *http.Request) (any, *apiError) {
+	if apiErr := s.readBarrier(w, r, lenientParams(r)); apiErr != nil {
+		return nil, apiErr
+	}
+	nodes := s.reg.Nodes(s.filter())
+	out := make([]node, len(nodes))
+	for i, n := range nodes {
+		out[i] = node{
+			RemoteAddress:    n.RemoteAddress,
+			Hostname:         n.Hostname,
+			BroadcastAddress: n.BroadcastAddress,
+			TCPPort:          n.TCPPort,
+			HTTPPort:         n.HTTPPort,
+			Version:          n.Version,
+			Topics:           nonNil(n.Topics),
+			Tombstones:       tombstonesFor(n.Topics, n.Tombstones),
+		}
+	}
+	return nodesResponse{Producers: out}, nil
+}
+
+// tombstonesFor returns a tombstones array exactly as long as topics:
+// nsqadmin indexes tombstones[i] for every topics[i] and crashes otherwise,
+// so the invariant is enforced here even if the registry broke it.
+func tombstonesFor(topics []string, tombstones []bool) []bool {
+	out := make([]bool, len(topics))
+	copy(out, tombstones)
+	return out
+}
+
+func (s *Server) handleDebug(w http.ResponseWriter, r *http.Request) (any, *apiError) {
+	if apiErr := s.readBarrier(w, r, lenientParams(r)); apiErr != nil {
+		return nil, apiErr
+	}
+	dump := s.reg.Debug()
+	out := make(map[string][]debugProducer, len(dump))
+	for key, producers := range dump {
+		// nsqlookupd never lists a registration without producers.
+		if len(producers) == 0 {
+			continue
+		}
+		ps := make([]debugProducer, len(producers))
+		for i, p := range producers {
+			tombstonedAt := p.TombstonedAt
+			if !p.Tombstoned && tombstonedAt == 0 {
+				tombstonedAt = zeroTimeUnixNano
+			}
+			ps[i] = debugProducer{
+				BroadcastAddress: p.BroadcastAddress,
+				Hostname:         p.Hostname,
+				HTTPPort:         p.HTTPPort,
+				ID:               p.RemoteAddress,
+				LastUpdate:       p.LastUpdate,
+				TCPPort:          p.TCPPort,
+				Tombstoned:       p.Tombstoned,
+				TombstonedAt:     tombstonedAt,
+				Version:          p.Version,
+			}
+		}
+		out[key] = ps
+	}
+	return out, nil
+}
+
+func (s *Server) filter() fsm.Filter {
+	return fsm.Filter{
+		Now:               time.Now(),
+		InactiveTimeout:   s.cfg.InactiveProducerTimeout,
+		TombstoneLifetime: s.cfg.TombstoneLifetime,
+	}
+}
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}

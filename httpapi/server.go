@@ -1,0 +1,102 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// readHeaderTimeout stops a client from holding a connection by trickling
+// request headers. nsqlookupd has no timeouts at all; this one only starts
+// once a request's first byte arrived, so idle keep-alive connections, which
+// nsqadmin and go-nsq reuse, are unaffected.
+const readHeaderTimeout = 10 * time.Second
+
+// Server is the HTTP listener. Its lifecycle follows net/http.Server: New
+// binds, Serve blocks, Shutdown stops.
+type Server struct {
+	cfg     Config
+	reg     Registry
+	cluster Cluster
+	logger  hclog.Logger
+	ln      net.Listener
+	srv     *http.Server
+	handler http.Handler
+	// applyLimit is maxApplyBody; tests lower it.
+	applyLimit int64
+}
+
+// New validates cfg and binds cfg.Address, so a ":0" port is known before
+// Serve. logger is the daemon's root logger (New names its own "http"); nil
+// discards logs.
+func New(cfg Config, reg Registry, cl Cluster, logger hclog.Logger) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if reg == nil || cl == nil {
+		return nil, errors.New("httpapi: registry and cluster are required")
+	}
+	if logger == nil {
+		logger = hclog.NewNullLogger()
+	}
+	logger = logger.Named("http")
+	s := &Server{cfg: cfg, reg: reg, cluster: cl, logger: logger, applyLimit: maxApplyBody}
+	s.handler = s.routes()
+	ln := cfg.Listener
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", cfg.Address); err != nil {
+			return nil, fmt.Errorf("httpapi: listen on %s: %w", cfg.Address, err)
+		}
+	}
+	s.ln = ln
+	s.srv = &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ErrorLog: logger.StandardLogger(&hclog.StandardLoggerOptions{
+			ForceLevel: hclog.Debug,
+		}),
+	}
+	return s, nil
+}
+
+// Addr is the bound listen address.
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// Handler serves the whole API without a listener, for tests and for
+// embedding.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Serve accepts connections until Shutdown; it then returns nil.
+func (s *Server) Serve() error {
+	s.logger.Info("HTTP listening", "address", s.ln.Addr().String())
+	err := s.srv.Serve(s.ln)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return fmt.Errorf("httpapi: serve: %w", err)
+}
+
+// Shutdown stops accepting, closes idle connections and waits for active
+// requests until ctx ends; then it closes the connections still open and
+// returns ctx's error. It may be called more than once, and before or
+// without Serve.
+func (s *Server) Shutdown(ctx context.Context) error {
+	err := s.srv.Shutdown(ctx)
+	if err != nil {
+		// Handlers still running end on their own within WriteTimeout; their
+		// connections need not outlive the deadline.
+		_ = s.srv.Close()
+	}
+	// http.Server only closes listeners Serve has seen; close ours in case
+	// Serve never ran.
+	if cerr := s.ln.Close(); cerr != nil && !errors.Is(cerr, net.ErrClosed) && err == nil {
+		err = cerr
+	}
+	return err
+}
