@@ -27,6 +27,7 @@ func (n *Node) leaseLoop() {
 		case <-n.sessions.kick:
 			n.sessions.renew()
 		case <-check.C:
+			n.catchUp()
 			n.checkExpired()
 			published = n.publishMember(published)
 		}

@@ -39,6 +39,11 @@ type Node struct {
 	// committed before its term (a Barrier), so its commit index is safe to
 	// serve linearizable reads from.
 	leaderReady atomic.Bool
+	// caughtUp is set once this node applied a commit index it obtained
+	// from a leader after it started. Until then its state may be far
+	// behind (a restarted follower replays nothing until the leader's
+	// replication reaches it), so bounded reads and readiness wait for it.
+	caughtUp atomic.Bool
 	leaderCh    chan bool
 
 	// onExpired is called when this node learns its lease expired and its

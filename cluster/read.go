@@ -21,9 +21,12 @@ func (n *Node) ReadBarrier(ctx context.Context, level Consistency) error {
 		if n.raft.State() == raft.Leader {
 			return nil
 		}
-		if _, id := n.raft.LeaderWithID(); id == "" {
-			return ErrLeaderUnreachable
+		if !n.caughtUp.Load() {
+			return fmt.Errorf("%w: still catching up with the leader", ErrLeaderUnreachable)
 		}
+		// During an election no leader is known, but state is at most
+		// MaxStaleness old all the same: keep serving, so lookups do not
+		// fail while a new leader is chosen.
 		if lc := n.raft.LastContact(); lc.IsZero() || time.Since(lc) > n.cfg.MaxStaleness {
 			return ErrLeaderUnreachable
 		}
@@ -108,6 +111,9 @@ func (n *Node) ReadState() ReadState {
 // Ready reports whether this node knows a leader and has applied everything
 // it knows to be committed.
 func (n *Node) Ready() bool {
+	if !n.caughtUp.Load() {
+		return false
+	}
 	if _, id := n.raft.LeaderWithID(); id == "" {
 		return false
 	}
@@ -161,4 +167,17 @@ func (n *Node) Status(ctx context.Context) (Status, error) {
 func parseUint(s string) uint64 {
 	v, _ := strconv.ParseUint(s, 10, 64)
 	return v
+}
+
+// catchUp sets caughtUp once a linearizable barrier succeeds.
+func (n *Node) catchUp() {
+	if n.caughtUp.Load() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(n.ctx, n.cfg.LeaseRenewInterval)
+	defer cancel()
+	if n.ReadBarrier(ctx, Linearizable) == nil {
+		n.caughtUp.Store(true)
+		n.logger.Info("caught up with the leader", "applied_index", n.fsm.appliedIndex())
+	}
 }
