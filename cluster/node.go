@@ -44,7 +44,7 @@ type Node struct {
 	// behind (a restarted follower replays nothing until the leader's
 	// replication reaches it), so bounded reads and readiness wait for it.
 	caughtUp atomic.Bool
-	leaderCh    chan bool
+	leaderCh chan bool
 
 	// onExpired is called when this node learns its lease expired and its
 	// sessions were dropped: client connections must close so nsqd
