@@ -1,6 +1,8 @@
 package cluster
 
 import (
+	"github.com/hashicorp/raft"
+
 	"errors"
 	"fmt"
 	"net"
@@ -50,6 +52,10 @@ type Config struct {
 	// RaftAdvertise is the address peers dial; a host name is kept as is
 	// (re-resolved at every dial), so containers may change IPs.
 	RaftAdvertise string
+	// Transport, when set, replaces the TCP transport (RaftBind is then
+	// unused and RaftAdvertise must be its LocalAddr). Tests use raft's
+	// in-memory transport to cut links between nodes.
+	Transport raft.Transport
 	// HTTPAdvertise and TCPAdvertise are replicated so any node can forward
 	// to the leader and report members.
 	HTTPAdvertise string
@@ -138,7 +144,11 @@ func (c Config) Validate() error {
 	if c.DataDir == "" {
 		bad("data dir is empty")
 	}
-	for name, addr := range map[string]string{"raft bind": c.RaftBind, "raft advertise": c.RaftAdvertise, "http advertise": c.HTTPAdvertise} {
+	addrs := map[string]string{"raft advertise": c.RaftAdvertise, "http advertise": c.HTTPAdvertise}
+	if c.Transport == nil {
+		addrs["raft bind"] = c.RaftBind
+	}
+	for name, addr := range addrs {
 		if _, _, err := net.SplitHostPort(addr); err != nil {
 			bad("%s address %q: %v", name, addr, err)
 		}

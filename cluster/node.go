@@ -92,24 +92,16 @@ func New(cfg Config, logger hclog.Logger) (*Node, error) {
 		store.Close()
 		return nil, fmt.Errorf("snapshot store: %w", err)
 	}
-	ln, err := net.Listen("tcp", cfg.RaftBind)
-	if err != nil {
-		store.Close()
-		return nil, fmt.Errorf("raft listener: %w", err)
+	var transport raft.Transport = cfg.Transport
+	if transport == nil {
+		nt, advertise, err := newTCPTransport(cfg, logger)
+		if err != nil {
+			store.Close()
+			return nil, err
+		}
+		n.transport, n.cfg.RaftAdvertise, transport = nt, advertise, nt
 	}
-	advertise := cfg.RaftAdvertise
-	if _, port, _ := net.SplitHostPort(advertise); port == "0" {
-		// Tests bind :0; advertise the port actually bound.
-		host, _, _ := net.SplitHostPort(advertise)
-		advertise = net.JoinHostPort(host, fmt.Sprint(ln.Addr().(*net.TCPAddr).Port))
-		n.cfg.RaftAdvertise = advertise
-	}
-	n.transport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream:  &streamLayer{Listener: ln, advertise: hostAddr(advertise)},
-		MaxPool: 3,
-		Timeout: 10 * time.Second,
-		Logger:  logger.Named("raft-net"),
-	})
+	advertise := n.cfg.RaftAdvertise
 
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(cfg.NodeID)
@@ -128,7 +120,7 @@ func New(cfg Config, logger hclog.Logger) (*Node, error) {
 		n.closeTransportAndStore()
 		return nil, fmt.Errorf("inspect raft state: %w", err)
 	}
-	r, err := raft.NewRaft(rc, n.fsm, store, store, snaps, n.transport)
+	r, err := raft.NewRaft(rc, n.fsm, store, store, snaps, transport)
 	if err != nil {
 		n.closeTransportAndStore()
 		return nil, fmt.Errorf("start raft: %w", err)
@@ -275,6 +267,26 @@ func (n *Node) voters() int {
 		}
 	}
 	return c
+}
+
+// newTCPTransport listens on cfg.RaftBind and returns the transport and the
+// address it advertises (with the real port when the bind port was 0).
+func newTCPTransport(cfg Config, logger hclog.Logger) (*raft.NetworkTransport, string, error) {
+	ln, err := net.Listen("tcp", cfg.RaftBind)
+	if err != nil {
+		return nil, "", fmt.Errorf("raft listener: %w", err)
+	}
+	advertise := cfg.RaftAdvertise
+	if host, port, _ := net.SplitHostPort(advertise); port == "0" {
+		advertise = net.JoinHostPort(host, fmt.Sprint(ln.Addr().(*net.TCPAddr).Port))
+	}
+	t := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream:  &streamLayer{Listener: ln, advertise: hostAddr(advertise)},
+		MaxPool: 3,
+		Timeout: 10 * time.Second,
+		Logger:  logger.Named("raft-net"),
+	})
+	return t, advertise, nil
 }
 
 // streamLayer is Raft's transport over plain TCP, advertising an address that

@@ -1,0 +1,267 @@
+package cluster_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+
+	"github.com/raftlookupd/raftlookupd/cluster"
+	"github.com/raftlookupd/raftlookupd/fsm"
+	"github.com/raftlookupd/raftlookupd/httpapi"
+)
+
+// testCluster runs nodes in-process: real Raft on real boltdb files, the
+// real HTTP API for node-to-node calls, and raft's in-memory transport so
+// tests can cut links.
+type testCluster struct {
+	t     *testing.T
+	mu    sync.Mutex
+	nodes map[string]*testNode
+}
+
+type testNode struct {
+	id        string
+	dir       string
+	node      *cluster.Node
+	http      *httpapi.Server
+	transport *raft.InmemTransport
+	expired   chan struct{}
+	cfg       cluster.Config
+}
+
+func fastConfig() cluster.Config {
+	c := cluster.DefaultConfig()
+	c.HeartbeatTimeout = 100 * time.Millisecond
+	c.ElectionTimeout = 100 * time.Millisecond
+	c.LeaderLeaseTimeout = 50 * time.Millisecond
+	c.CommitTimeout = 5 * time.Millisecond
+	c.LeaseRenewInterval = 100 * time.Millisecond
+	c.LeaseTimeout = 1500 * time.Millisecond
+	c.MaxStaleness = 600 * time.Millisecond
+	c.WriteTimeout = 2 * time.Second
+	return c
+}
+
+func newTestCluster(t *testing.T) *testCluster {
+	tc := &testCluster{t: t, nodes: map[string]*testNode{}}
+	t.Cleanup(func() {
+		for _, n := range tc.all() {
+			n.stop()
+		}
+	})
+	return tc
+}
+
+func (tc *testCluster) all() []*testNode {
+	tc.mu.Lock()
+	defer tc.mu.Unlock()
+	out := make([]*testNode, 0, len(tc.nodes))
+	for _, n := range tc.nodes {
+		out = append(out, n)
+	}
+	return out
+}
+
+// start creates (or restarts, keeping its data dir) node id. Static peers
+// are given as ids; raft addresses are the ids themselves.
+func (tc *testCluster) start(id string, mutate func(*cluster.Config)) *testNode {
+	tc.t.Helper()
+	tc.mu.Lock()
+	prev := tc.nodes[id]
+	tc.mu.Unlock()
+	dir := tc.t.TempDir()
+	if prev != nil {
+		dir = prev.dir
+	}
+	_, trans := raft.NewInmemTransport(raft.ServerAddress(raftAddr(id)))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tc.t.Fatal(err)
+	}
+	cfg := fastConfig()
+	cfg.NodeID = id
+	cfg.DataDir = dir
+	cfg.Transport = trans
+	cfg.RaftAdvertise = raftAddr(id)
+	cfg.HTTPAdvertise = ln.Addr().String()
+	cfg.TCPAdvertise = "127.0.0.1:1"
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	logger := hclog.New(&hclog.LoggerOptions{Name: id, Level: hclog.Warn, Output: testWriter{tc.t}})
+	node, err := cluster.New(cfg, logger)
+	if err != nil {
+		ln.Close()
+		tc.t.Fatalf("start %s: %v", id, err)
+	}
+	hcfg := httpapi.DefaultConfig()
+	hcfg.Listener = ln
+	hcfg.AdminToken = cfg.AdminToken
+	hs, err := httpapi.New(hcfg, node.Registry(), node, logger)
+	if err != nil {
+		tc.t.Fatal(err)
+	}
+	go hs.Serve()
+	n := &testNode{id: id, dir: dir, node: node, http: hs, transport: trans, expired: make(chan struct{}, 16), cfg: cfg}
+	node.OnExpired(func() { n.expired <- struct{}{} })
+	tc.mu.Lock()
+	tc.nodes[id] = n
+	tc.mu.Unlock()
+	tc.reconnect(id)
+	return n
+}
+
+// reconnect links node id's transport with every other running node.
+func (tc *testCluster) reconnect(id string) {
+	n := tc.node(id)
+	for _, o := range tc.all() {
+		if o.id == id || o.node == nil {
+			continue
+		}
+		n.transport.Connect(o.transport.LocalAddr(), o.transport)
+		o.transport.Connect(n.transport.LocalAddr(), n.transport)
+	}
+}
+
+// partition cuts node id off from every other node (Raft links only).
+func (tc *testCluster) partition(id string) {
+	n := tc.node(id)
+	n.transport.DisconnectAll()
+	for _, o := range tc.all() {
+		if o.id != id {
+			o.transport.Disconnect(n.transport.LocalAddr())
+		}
+	}
+}
+
+func (tc *testCluster) node(id string) *testNode {
+	tc.mu.Lock()
+	defer tc.mu.Unlock()
+	return tc.nodes[id]
+}
+
+// stop shuts a node down without draining: to its peers it is a crash.
+func (n *testNode) stop() {
+	if n.node == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	n.http.Shutdown(ctx)
+	n.node.Shutdown(ctx)
+	n.node = nil
+}
+
+func (tc *testCluster) kill(id string) {
+	n := tc.node(id)
+	tc.partition(id)
+	n.stop()
+}
+
+// startThree bootstraps n1..n3 with static peers and waits for a leader.
+func (tc *testCluster) startThree() {
+	var peers []cluster.Peer
+	for _, id := range []string{"n1", "n2", "n3"} {
+		peers = append(peers, cluster.Peer{ID: id, RaftAddress: raftAddr(id)})
+	}
+	for _, id := range []string{"n1", "n2", "n3"} {
+		tc.start(id, func(c *cluster.Config) { c.Peers = peers })
+	}
+	tc.waitReady("n1", "n2", "n3")
+}
+
+func (tc *testCluster) waitReady(ids ...string) {
+	tc.t.Helper()
+	waitFor(tc.t, 10*time.Second, func() error {
+		for _, id := range ids {
+			if !tc.node(id).node.Ready() {
+				return fmt.Errorf("%s not ready", id)
+			}
+		}
+		return nil
+	})
+}
+
+func (tc *testCluster) leader() *testNode {
+	tc.t.Helper()
+	var l *testNode
+	waitFor(tc.t, 10*time.Second, func() error {
+		for _, n := range tc.all() {
+			if n.node != nil && n.node.Raft().State() == raft.Leader {
+				l = n
+				return nil
+			}
+		}
+		return fmt.Errorf("no leader")
+	})
+	return l
+}
+
+func (tc *testCluster) follower() *testNode {
+	l := tc.leader()
+	for _, n := range tc.all() {
+		if n.node != nil && n != l {
+			return n
+		}
+	}
+	tc.t.Fatal("no follower")
+	return nil
+}
+
+// producers returns the identities /lookup lists for topic on node id.
+func (tc *testCluster) producers(id, topic string) []string {
+	_, ps, _ := tc.node(id).node.Registry().Lookup(topic, fsm.Filter{Now: time.Now(), InactiveTimeout: time.Hour, TombstoneLifetime: time.Minute})
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = fmt.Sprintf("%s:%d", p.BroadcastAddress, p.TCPPort)
+	}
+	return out
+}
+
+func (tc *testCluster) waitProducers(topic, want string, ids ...string) {
+	tc.t.Helper()
+	waitFor(tc.t, 10*time.Second, func() error {
+		for _, id := range ids {
+			if got := strings.Join(tc.producers(id, topic), ","); got != want {
+				return fmt.Errorf("%s: /lookup %s = %q, want %q", id, topic, got, want)
+			}
+		}
+		return nil
+	})
+}
+
+// raftAddr is node id's address on the in-memory transport.
+func raftAddr(id string) string { return id + ":7000" }
+
+func peer(port int) fsm.PeerInfo {
+	return fsm.PeerInfo{RemoteAddress: "127.0.0.1:5", Hostname: "h", BroadcastAddress: "nsqd", TCPPort: port, HTTPPort: port + 1, Version: "1.3.0"}
+}
+
+func waitFor(t *testing.T, timeout time.Duration, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met within %v: %v", timeout, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
