@@ -17,6 +17,7 @@ import (
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 
 	"github.com/raftlookupd/raftlookupd/fsm"
+	"github.com/raftlookupd/raftlookupd/internal/metrics"
 )
 
 // Node is one raftlookupd server: a Raft peer whose state machine is the
@@ -51,6 +52,8 @@ type Node struct {
 	// reconnects and registers again.
 	onExpired atomic.Pointer[func()]
 
+	metrics nodeMetrics
+
 	// memberMu guards cfg.TCPAdvertise, set once after New.
 	memberMu sync.Mutex
 
@@ -79,6 +82,7 @@ func New(cfg Config, logger hclog.Logger) (*Node, error) {
 		fsm:      newAppliedFSM(),
 		client:   &http.Client{Timeout: cfg.WriteTimeout},
 		leaderCh: make(chan bool, 16),
+		metrics:  nodeMetrics{commitLatency: metrics.NewHistogram(metrics.LatencyBuckets)},
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 
@@ -144,6 +148,7 @@ func New(cfg Config, logger hclog.Logger) (*Node, error) {
 	// incarnations it has not seen.
 	n.sessions.renew()
 
+	n.start(n.observeLeaders)
 	n.start(n.queue.run)
 	n.start(n.leaseLoop)
 	n.start(n.leaderLoop)

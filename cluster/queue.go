@@ -111,7 +111,13 @@ func (q *queue) run() {
 			b.Batch[i] = items[i].cmd
 		}
 		data := b.Encode()
+		start := time.Now()
 		results, err := q.commit(ctx, data)
+		if err == nil {
+			q.n.metrics.commitLatency.Observe(time.Since(start).Seconds())
+			q.n.metrics.batches.Inc()
+			q.n.metrics.commands.Add(uint64(len(items)))
+		}
 		q.mu.Lock()
 		q.pending = 0
 		q.mu.Unlock()

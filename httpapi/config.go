@@ -3,6 +3,7 @@ package httpapi
 import (
 	"errors"
 	"fmt"
+	"github.com/raftlookupd/raftlookupd/internal/metrics"
 	"net"
 	"strings"
 	"time"
@@ -18,6 +19,9 @@ type Config struct {
 	// Listener, when set, is served instead of binding Address: the daemon
 	// binds early because the port it got is advertised to peers and nsqd.
 	Listener net.Listener
+	// Metrics, when set, writes the daemon's other metrics (Raft, registry,
+	// TCP) after the HTTP API's own in GET /metrics.
+	Metrics func(*metrics.Writer)
 
 	// InactiveProducerTimeout hides a producer from /lookup and /nodes when
 	// its last IDENTIFY or PING is older than this. Default 300s, like

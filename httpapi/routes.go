@@ -28,11 +28,11 @@ func (s *Server) routes() http.Handler {
 	// nsqlookupd API (PROTOCOL.md §3.2).
 	r.GET("/ping", s.handlePing)
 	r.GET("/info", v1(s.handleInfo))
-	r.GET("/debug", v1(s.handleDebug))
-	r.GET("/lookup", v1(s.handleLookup))
-	r.GET("/topics", v1(s.handleTopics))
-	r.GET("/channels", v1(s.handleChannels))
-	r.GET("/nodes", v1(s.handleNodes))
+	r.GET("/debug", s.measured("debug", v1(s.handleDebug)))
+	r.GET("/lookup", s.measured("lookup", v1(s.handleLookup)))
+	r.GET("/topics", s.measured("topics", v1(s.handleTopics)))
+	r.GET("/channels", s.measured("channels", v1(s.handleChannels)))
+	r.GET("/nodes", s.measured("nodes", v1(s.handleNodes)))
 	r.POST("/topic/create", v1(s.handleCreateTopic))
 	r.POST("/topic/delete", v1(s.handleDeleteTopic))
 	r.POST("/channel/create", v1(s.handleCreateChannel))
@@ -61,9 +61,8 @@ func (s *Server) routes() http.Handler {
 	r.POST(cluster.PathApply, s.admin(s.handleApply))
 	r.GET(cluster.PathReadIndex, s.admin(s.handleReadIndex))
 
-	// GET /metrics goes here when metrics land. It belongs outside /cluster/
-	// so scrapers need no admin token; request counts and latencies can be
-	// taken where accessLog records status and duration.
+	// Outside /cluster/, so scrapers need no admin token.
+	r.GET("/metrics", s.handleMetrics)
 
 	return s.accessLog(s.requireAdminToken(r))
 }

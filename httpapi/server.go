@@ -29,6 +29,7 @@ type Server struct {
 	handler http.Handler
 	// applyLimit is maxApplyBody; tests lower it.
 	applyLimit int64
+	reads      map[string]*readMetrics
 }
 
 // New validates cfg and binds cfg.Address, so a ":0" port is known before

@@ -19,6 +19,7 @@ import (
 
 	"github.com/raftlookupd/raftlookupd/cluster"
 	"github.com/raftlookupd/raftlookupd/httpapi"
+	"github.com/raftlookupd/raftlookupd/internal/metrics"
 	"github.com/raftlookupd/raftlookupd/tcpproto"
 )
 
@@ -124,6 +125,10 @@ func start(opts *options, logger hclog.Logger) (*daemon, error) {
 	hcfg.DefaultConsistency = opts.readConsistency
 	hcfg.AdminToken = ccfg.AdminToken
 	hcfg.Version = nsqVersion
+	hcfg.Metrics = func(w *metrics.Writer) {
+		d.node.WriteMetrics(w)
+		w.Gauge("raftlookupd_tcp_connections", "Open nsqd (TCP protocol V1) connections.", float64(d.tcp.Connections()))
+	}
 	d.http, err = httpapi.New(hcfg, d.node.Registry(), d.node, logger)
 	if err != nil {
 		httpLn.Close()
