@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -246,4 +248,42 @@ func TestJoinLeave(t *testing.T) {
 		return nil
 	})
 	_ = n4
+}
+
+func TestRecoverFromQuorumLoss(t *testing.T) {
+	tc := newTestCluster(t)
+	tc.startThree()
+	l := tc.leader()
+	if err := l.node.Propose(context.Background(), fsm.Command{Op: fsm.OpCreateTopic, Topic: "kept"}); err != nil {
+		t.Fatal(err)
+	}
+	survivor := tc.follower()
+	waitFor(t, 5*time.Second, func() error {
+		if len(survivor.node.Registry().Topics()) != 1 {
+			return fmt.Errorf("survivor has not applied the write")
+		}
+		return nil
+	})
+	// Two of three die: the survivor alone can never elect itself.
+	for _, id := range []string{"n1", "n2", "n3"} {
+		if id != survivor.id {
+			tc.kill(id)
+		}
+	}
+	survivor.stop()
+	peers := fmt.Sprintf(`[{"id":%q,"address":%q}]`, survivor.id, raftAddr(survivor.id))
+	if err := os.WriteFile(filepath.Join(survivor.dir, cluster.PeersFile), []byte(peers), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	survivor = tc.start(survivor.id, nil)
+	tc.waitReady(survivor.id)
+	if err := survivor.node.Propose(context.Background(), fsm.Command{Op: fsm.OpCreateTopic, Topic: "new"}); err != nil {
+		t.Fatalf("write after recovery: %v", err)
+	}
+	if got := survivor.node.Registry().Topics(); len(got) != 2 {
+		t.Fatalf("topics after recovery: %v, want kept and new", got)
+	}
+	if _, err := os.Stat(filepath.Join(survivor.dir, cluster.PeersFile+".applied")); err != nil {
+		t.Fatalf("peers file not marked applied: %v", err)
+	}
 }

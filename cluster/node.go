@@ -119,6 +119,14 @@ func New(cfg Config, logger hclog.Logger) (*Node, error) {
 	rc.NotifyCh = n.leaderCh
 	rc.Logger = logger.Named("raft")
 
+	recovered, err := recoverCluster(cfg, rc, store, store, snaps, transport)
+	if err != nil {
+		n.closeTransportAndStore()
+		return nil, err
+	}
+	if recovered {
+		logger.Warn("recovered from quorum loss: Raft configuration rewritten from "+PeersFile, "data_dir", cfg.DataDir)
+	}
 	existing, err := raft.HasExistingState(store, store, snaps)
 	if err != nil {
 		n.closeTransportAndStore()

@@ -233,8 +233,14 @@ func (n *Node) applyLocal(data []byte) (ApplyResult, error) {
 // ApplyForwarded commits a batch forwarded by a follower. It answers
 // ErrNotLeader when this node does not lead.
 func (n *Node) ApplyForwarded(ctx context.Context, data []byte) (ApplyResult, error) {
-	if _, err := fsm.Decode(data); err != nil {
+	c, err := fsm.Decode(data)
+	if err != nil {
 		return ApplyResult{}, fmt.Errorf("%w: %v", ErrBadRequest, err)
+	}
+	// A removed server never learns it was removed (the leader stops
+	// replicating to it), so it would keep proposing; its batches stop here.
+	if _, ok := n.serverAddress(c.Session.Owner); !ok && n.raft.State() == raft.Leader {
+		return ApplyResult{}, fmt.Errorf("%w: %q sent a batch but is not in the configuration", ErrUnknownMember, c.Session.Owner)
 	}
 	res, err := n.applyLocal(data)
 	if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
