@@ -148,7 +148,12 @@ func New(cfg Config, logger hclog.Logger) (*Node, error) {
 		logger.Info("restarting from existing state", "data_dir", cfg.DataDir)
 	}
 
-	incarnation := uint64(time.Now().UnixNano())
+	incarnation, err := nextIncarnation(cfg.DataDir)
+	if err != nil {
+		n.raft.Shutdown().Error()
+		n.closeTransportAndStore()
+		return nil, fmt.Errorf("incarnation: %w", err)
+	}
 	n.queue = newQueue(n, incarnation)
 	n.sessions = newSessions(n, incarnation)
 	// The lease renewal opening this incarnation goes first in the queue:

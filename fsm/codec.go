@@ -9,6 +9,11 @@ import (
 // errTruncated is returned by the decoder when an entry ends early.
 var errTruncated = errors.New("truncated")
 
+// errNonMinimal is returned for a varint with redundant trailing zero groups
+// (e.g. 0x80 0x00 for 0). Encode never writes one; accepting it would give one
+// command several encodings.
+var errNonMinimal = errors.New("non-minimal varint")
+
 // maxString bounds any decoded string so a corrupt length cannot allocate much.
 const maxString = 1 << 20
 
@@ -65,6 +70,10 @@ func (d *decoder) uvarint() uint64 {
 		d.fail(errTruncated)
 		return 0
 	}
+	if n > 1 && d.b[n-1] == 0 {
+		d.fail(errNonMinimal)
+		return 0
+	}
 	d.b = d.b[n:]
 	return v
 }
@@ -76,6 +85,10 @@ func (d *decoder) varint() int64 {
 	v, n := binary.Varint(d.b)
 	if n <= 0 {
 		d.fail(errTruncated)
+		return 0
+	}
+	if n > 1 && d.b[n-1] == 0 {
+		d.fail(errNonMinimal)
 		return 0
 	}
 	d.b = d.b[n:]

@@ -163,7 +163,7 @@ func (d *decoder) command(depth int) Command {
 		c.Session.Incarnation = d.uvarint()
 		c.BatchSeq = d.uvarint()
 		n := d.count()
-		c.Batch = make([]Command, 0, n)
+		c.Batch = make([]Command, 0, min(n, 1024)) // n is bounded by input bytes, not by Command size
 		for i := 0; i < n && d.err == nil; i++ {
 			c.Batch = append(c.Batch, d.command(depth+1))
 		}

@@ -94,8 +94,10 @@ func (r *Registry) apply(index uint64, c *Command) any {
 	switch c.Op {
 	case OpBatch:
 		mark, seen := r.batches[c.Session.Owner]
-		if seen && mark.inc == c.Session.Incarnation && c.BatchSeq <= mark.seq {
-			return make([]error, len(c.Batch)) // duplicate delivery
+		if seen && (c.Session.Incarnation < mark.inc || (c.Session.Incarnation == mark.inc && c.BatchSeq <= mark.seq)) {
+			// A duplicate delivery, or a late batch of a process that has
+			// since restarted (incarnations only grow): applied once, never.
+			return make([]error, len(c.Batch))
 		}
 		r.batches[c.Session.Owner] = batchMark{c.Session.Incarnation, c.BatchSeq}
 		results := make([]error, len(c.Batch))

@@ -1,0 +1,123 @@
+package fsm
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/hashicorp/raft"
+)
+
+const benchSessions = 10
+
+// benchRegistry builds 10 sessions (10 distinct nsqds) x n topics x 2
+// channels: 30*n registrations (topic + 2 channel records per session and
+// topic), applied through the log in batches as the cluster writes them.
+func benchRegistry(b *testing.B, n int) (*FSM, []string) {
+	b.Helper()
+	f := New()
+	var idx uint64
+	apply := func(c Command) {
+		idx++
+		if res, ok := f.Apply(&raft.Log{Index: idx, Data: c.Encode()}).([]error); ok {
+			for _, err := range res {
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+	}
+	apply(renew("n1", 1, t0))
+	for i := range benchSessions {
+		p := peerA
+		p.BroadcastAddress = fmt.Sprintf("nsqd-%d.example", i)
+		apply(open(SessionID{"n1", 1, uint64(i + 1)}, p, t0))
+	}
+	names := make([]string, n)
+	var seq uint64
+	pending := batch("n1", 1, 0)
+	for t := range n {
+		names[t] = fmt.Sprintf("topic-%06d", t)
+		for s := range benchSessions {
+			id := SessionID{"n1", 1, uint64(s + 1)}
+			pending.Batch = append(pending.Batch, register(id, names[t], "ch-a"), register(id, names[t], "ch-b"))
+		}
+		if len(pending.Batch) >= 1000 || t == n-1 {
+			seq++
+			pending.BatchSeq = seq
+			apply(pending)
+			pending.Batch = pending.Batch[:0]
+		}
+	}
+	st := f.Registry().Stats()
+	if st.Producers != 30*n || st.Topics != n || st.Sessions != benchSessions {
+		b.Fatalf("built %+v, want %d producer records over %d topics", st, 30*n, n)
+	}
+	return f, names
+}
+
+// BenchmarkLookup shows /lookup's cost does not grow with the registry: it
+// goes through the topic index and touches only that topic's producers.
+// "hot" reads one topic; "spread" walks every topic, so the larger registries
+// also pay cache misses (memory, not work: allocations stay equal).
+func BenchmarkLookup(b *testing.B) {
+	for _, n := range []int{100, 1_000, 10_000} {
+		f, names := benchRegistry(b, n)
+		r := f.Registry()
+		flt := now()
+		for _, mode := range []string{"hot", "spread"} {
+			b.Run(fmt.Sprintf("regs=%dk/%s", 30*n/1000, mode), func(b *testing.B) {
+				b.ReportAllocs()
+				i := 0
+				for b.Loop() {
+					name := names[len(names)/2]
+					if mode == "spread" {
+						name = names[(i*7919)%len(names)]
+					}
+					ch, ps, found := r.Lookup(name, flt)
+					if !found || len(ch) != 2 || len(ps) != benchSessions {
+						b.Fatalf("Lookup = %v %d producers %v", ch, len(ps), found)
+					}
+					i++
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkApplyBatch measures one group-commit entry of 101 commands (a lease
+// renewal with 10 touches, 50 REGISTERs, 50 UNREGISTERs) on a registry of
+// 30k registrations, decode included.
+func BenchmarkApplyBatch(b *testing.B) {
+	f, _ := benchRegistry(b, 1_000)
+	r := f.Registry()
+	idx := r.AppliedIndex()
+	cmds := []Command{renew("n1", 1, t0)}
+	for s := range benchSessions {
+		cmds[0].Touches = append(cmds[0].Touches, Touch{Seq: uint64(s + 1), LastUpdate: t0})
+	}
+	for i := range 50 {
+		id := SessionID{"n1", 1, uint64(i%benchSessions + 1)}
+		cmds = append(cmds, register(id, fmt.Sprintf("bench-%d", i), "c"))
+	}
+	for i := range 50 {
+		id := SessionID{"n1", 1, uint64(i%benchSessions + 1)}
+		cmds = append(cmds, unregister(id, fmt.Sprintf("bench-%d", i), ""))
+	}
+	b.ReportAllocs()
+	var seq uint64 = 1 << 20
+	var bytes int
+	for b.Loop() {
+		b.StopTimer()
+		seq++
+		idx++
+		data := ptr(batch("n2", 1, seq, cmds...)).Encode()
+		bytes = len(data)
+		b.StartTimer()
+		res := f.Apply(&raft.Log{Index: idx, Data: data})
+		if errs, ok := res.([]error); !ok || len(errs) != len(cmds) {
+			b.Fatalf("Apply = %#v", res)
+		}
+	}
+	b.ReportMetric(float64(len(cmds)), "cmds/op")
+	b.SetBytes(int64(bytes))
+}
