@@ -1,0 +1,30 @@
+// Package e2e holds the multi-process tests of raftlookupd: the real
+// raftlookupd and nsqd binaries run as processes on 127.0.0.1 ports, driven
+// over raw TCP and HTTP and by a go-nsq consumer.
+//
+// Everything lives in _test.go files:
+//
+//   - main_test.go builds the binaries once per `go test` run (or takes
+//     them from E2E_RAFTLOOKUPD_BIN / E2E_NSQD_BIN).
+//   - harness_test.go: free ports, child processes and their logs (printed
+//     and kept under $TMPDIR/raftlookupd-e2e-logs when a test fails),
+//     waitFor/eventually, HTTP helpers.
+//   - node_test.go: raftlookupd nodes (Kill, Term, Stop, Cont, Restart) and
+//     1- or 3-node clusters (static -peers) waited ready via /cluster/ready
+//     and /cluster/status; nsqdproc_test.go: nsqd processes.
+//   - reference_test.go runs the real nsqlookupd 1.3.0 in-process.
+//   - diffscript_test.go is the differential runner, normalize_test.go its
+//     normalizer; diff_test.go is the script (PROTOCOL.md §6, §6.5) and the
+//     tests that run it against a second nsqlookupd, a single raftlookupd
+//     node and a follower of a 3-node cluster.
+//   - deviations_test.go covers the deliberate differences from nsqlookupd.
+//   - nsqd_test.go runs a real nsqd and a go-nsq consumer against raftlookupd
+//     and restarts it; cluster_test.go fails over a 3-node cluster under a
+//     real nsqd.
+//
+// Run: go test -race ./e2e. Environment: E2E_TRANSCRIPT=1 (with -v) logs
+// every step's answer; E2E_RACE_BINARIES=1 builds the binaries with -race;
+// E2E_RAFTLOOKUPD_BIN / E2E_NSQD_BIN use prebuilt binaries; E2E_LOG_LEVEL
+// (default debug) is raftlookupd's -log-level; E2E_FULL_LOGS=1 prints whole
+// logs instead of their last 32 KiB.
+package e2e
