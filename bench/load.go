@@ -1,0 +1,218 @@
+package main
+
+import (
+	"bufio"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand"
+	"net"
+	"net/http"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// producer is an nsqd-like TCP client of protocol V1.
+type producer struct {
+	conn net.Conn
+	r    *bufio.Reader
+	w    *bufio.Writer
+}
+
+func dialProducer(tcpAddr string, port int) (*producer, error) {
+	c, err := net.DialTimeout("tcp", tcpAddr, 2*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	p := &producer{conn: c, r: bufio.NewReader(c), w: bufio.NewWriterSize(c, 64<<10)}
+	body, _ := json.Marshal(map[string]any{"broadcast_address": "127.0.0.1", "hostname": "bench",
+		"tcp_port": port, "http_port": port + 1, "version": "1.3.0"})
+	p.w.WriteString("  V1IDENTIFY\n")
+	binary.Write(p.w, binary.BigEndian, int32(len(body)))
+	p.w.Write(body)
+	if err := p.w.Flush(); err != nil {
+		c.Close()
+		return nil, err
+	}
+	if _, err := p.read(); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("identify: %w", err)
+	}
+	return p, nil
+}
+
+func (p *producer) read() ([]byte, error) {
+	var size int32
+	if err := binary.Read(p.r, binary.BigEndian, &size); err != nil {
+		return nil, err
+	}
+	b := make([]byte, size)
+	_, err := io.ReadFull(p.r, b)
+	return b, err
+}
+
+// pipeline sends every line, then reads one reply per line; it returns when
+// the last reply arrived.
+func (p *producer) pipeline(lines []string) error {
+	errc := make(chan error, 1)
+	go func() {
+		for range lines {
+			b, err := p.read()
+			if err != nil {
+				errc <- err
+				return
+			}
+			if string(b) != "OK" {
+				errc <- fmt.Errorf("reply %q", b)
+				return
+			}
+		}
+		errc <- nil
+	}()
+	for _, l := range lines {
+		p.w.WriteString(l)
+	}
+	if err := p.w.Flush(); err != nil {
+		return err
+	}
+	return <-errc
+}
+
+// roundTrip sends one line and times its reply.
+func (p *producer) roundTrip(line string) (time.Duration, error) {
+	start := time.Now()
+	p.w.WriteString(line)
+	if err := p.w.Flush(); err != nil {
+		return 0, err
+	}
+	if _, err := p.read(); err != nil {
+		return 0, err
+	}
+	return time.Since(start), nil
+}
+
+func (p *producer) close() { p.conn.Close() }
+
+// registerLines is REGISTER topic channel for n topics x 2 channels.
+func registerLines(prefix string, topics int) []string {
+	lines := make([]string, 0, topics*2)
+	for t := 0; t < topics; t++ {
+		for c := 0; c < 2; c++ {
+			lines = append(lines, fmt.Sprintf("REGISTER %s%d ch%d\n", prefix, t, c))
+		}
+	}
+	return lines
+}
+
+// load registers producers x topics x 2 channels, spreading producer
+// connections over the given TCP addresses. It returns the open producers.
+func load(tcpAddrs []string, producers, topics, basePort int, prefix string) ([]*producer, error) {
+	lines := registerLines(prefix, topics)
+	out := make([]*producer, producers)
+	var wg sync.WaitGroup
+	errs := make(chan error, producers)
+	for i := range out {
+		p, err := dialProducer(tcpAddrs[i%len(tcpAddrs)], basePort+2*i)
+		if err != nil {
+			return out, err
+		}
+		out[i] = p
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := p.pipeline(lines); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	return out, <-errs
+}
+
+var httpClient = &http.Client{
+	Transport: &http.Transport{MaxIdleConnsPerHost: 64, MaxConnsPerHost: 64},
+	Timeout:   10 * time.Second,
+}
+
+func getJSON(host, path string, v any) error {
+	resp, err := httpClient.Get("http://" + host + path)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		io.Copy(io.Discard, resp.Body)
+		return fmt.Errorf("GET %s: %d", path, resp.StatusCode)
+	}
+	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+// lookupProducers returns how many producers /lookup lists for topic.
+func lookupProducers(host, topic string) (int, error) {
+	var v struct {
+		Producers []json.RawMessage `json:"producers"`
+	}
+	err := getJSON(host, "/lookup?consistency=stale&topic="+topic, &v)
+	return len(v.Producers), err
+}
+
+// lookupLoad runs a closed loop of clients GETting /lookup of random topics
+// for d and returns the completed requests per second and the failures.
+func lookupLoad(host, prefix string, topics, clients int, d time.Duration) (float64, int64) {
+	var ok, failed atomic.Int64
+	stop := time.Now().Add(d)
+	var wg sync.WaitGroup
+	for c := 0; c < clients; c++ {
+		wg.Add(1)
+		go func(seed int64) {
+			defer wg.Done()
+			rnd := rand.New(rand.NewSource(seed))
+			buf := make([]byte, 32<<10)
+			for time.Now().Before(stop) {
+				resp, err := httpClient.Get(fmt.Sprintf("http://%s/lookup?topic=%s%d", host, prefix, rnd.Intn(topics)))
+				if err != nil {
+					failed.Add(1)
+					continue
+				}
+				for {
+					if _, err := resp.Body.Read(buf); err != nil {
+						break
+					}
+				}
+				resp.Body.Close()
+				if resp.StatusCode == 200 {
+					ok.Add(1)
+				} else {
+					failed.Add(1)
+				}
+			}
+		}(int64(c))
+	}
+	wg.Wait()
+	return float64(ok.Load()) / d.Seconds(), failed.Load()
+}
+
+// waitUntil polls cond until it holds or the timeout passes.
+func waitUntil(timeout time.Duration, every time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(every)
+	}
+	return true
+}
+
+func percentile(ds []time.Duration, p float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := append([]time.Duration(nil), ds...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return s[min(len(s)-1, int(float64(len(s))*p))]
+}

@@ -1,0 +1,156 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// proc is one server process under test.
+type proc struct {
+	name            string
+	bin             string
+	args            []string
+	tcp, http, raft string
+	dataDir         string
+	cmd             *exec.Cmd
+	log             *os.File
+}
+
+func (p *proc) start() error {
+	f, err := os.OpenFile(filepath.Join(workDir, p.name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	p.log = f
+	p.cmd = exec.Command(p.bin, p.args...)
+	p.cmd.Stdout, p.cmd.Stderr = f, f
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	return p.cmd.Start()
+}
+
+func (p *proc) kill() {
+	if p.cmd != nil && p.cmd.Process != nil {
+		p.cmd.Process.Kill()
+		p.cmd.Wait()
+	}
+	if p.log != nil {
+		p.log.Close()
+	}
+	p.cmd = nil
+}
+
+// rss returns the process's resident set size in bytes.
+func (p *proc) rss() (int64, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			return kb * 1024, err
+		}
+	}
+	return 0, fmt.Errorf("no VmRSS for %s", p.name)
+}
+
+func freePort() int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func addr(port int) string { return "127.0.0.1:" + strconv.Itoa(port) }
+
+func startReference(bin string) (*proc, error) {
+	p := &proc{name: "nsqlookupd", bin: bin, tcp: addr(freePort()), http: addr(freePort())}
+	p.args = []string{"-tcp-address", p.tcp, "-http-address", p.http, "-broadcast-address", "127.0.0.1", "-log-level", "warn"}
+	if err := p.start(); err != nil {
+		return nil, err
+	}
+	return p, waitHTTP(p.http+"/ping", 10*time.Second)
+}
+
+// startCluster starts three raftlookupd processes with static peers.
+func startCluster(bin string, extra ...string) ([]*proc, error) {
+	nodes := make([]*proc, 3)
+	var peers []string
+	for i := range nodes {
+		n := &proc{name: fmt.Sprintf("n%d", i+1), bin: bin, tcp: addr(freePort()), http: addr(freePort()), raft: addr(freePort())}
+		n.dataDir = filepath.Join(workDir, n.name+"-data")
+		os.RemoveAll(n.dataDir)
+		peers = append(peers, n.name+"="+n.raft)
+		nodes[i] = n
+	}
+	for _, n := range nodes {
+		n.args = append([]string{"-node-id", n.name, "-data-dir", n.dataDir, "-broadcast-address", "127.0.0.1",
+			"-tcp-address", n.tcp, "-http-address", n.http, "-raft-address", n.raft,
+			"-peers", strings.Join(peers, ","), "-log-level", "warn"}, extra...)
+		if err := n.start(); err != nil {
+			return nodes, err
+		}
+	}
+	for _, n := range nodes {
+		if err := waitHTTP(n.http+"/cluster/ready", 20*time.Second); err != nil {
+			return nodes, err
+		}
+	}
+	return nodes, nil
+}
+
+func waitHTTP(url string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		resp, err := http.Get("http://" + url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s not ready within %v (last: %v)", url, timeout, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func leaderOf(nodes []*proc) (*proc, []*proc, error) {
+	var st struct {
+		LeaderID string `json:"leader_id"`
+	}
+	for _, n := range nodes {
+		if n.cmd == nil {
+			continue
+		}
+		if err := getJSON(n.http, "/cluster/status", &st); err == nil && st.LeaderID != "" {
+			var leader *proc
+			var others []*proc
+			for _, m := range nodes {
+				if m.name == st.LeaderID {
+					leader = m
+				} else if m.cmd != nil {
+					others = append(others, m)
+				}
+			}
+			if leader != nil {
+				return leader, others, nil
+			}
+		}
+	}
+	return nil, nil, fmt.Errorf("no leader known")
+}

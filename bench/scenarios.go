@@ -1,0 +1,382 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+const producersPerRun = 10
+
+// benchLookup: /lookup throughput on a follower against the reference, at
+// each size, plus memory at the largest.
+func benchLookup(c config, refBin, raftBin string) error {
+	fmt.Fprintf(c.out, "## /lookup throughput (closed loop, %d clients; raftlookupd on a follower)\n\n", c.clients)
+	fmt.Fprintf(c.out, "| registrations | nsqlookupd req/s | raftlookupd req/s | ratio | RSS nsqlookupd | RSS raftlookupd (follower) | RSS ratio |\n|---|---|---|---|---|---|---|\n")
+	var first float64
+	for _, size := range c.sizes {
+		topics := size / (producersPerRun * 2)
+		ref, err := startReference(refBin)
+		if err != nil {
+			return err
+		}
+		nodes, err := startCluster(raftBin)
+		if err != nil {
+			killAll(append(nodes, ref)...)
+			return err
+		}
+		_, followers, err := leaderOf(nodes)
+		if err != nil {
+			killAll(append(nodes, ref)...)
+			return err
+		}
+		f := followers[0]
+		refProds, err := load([]string{ref.tcp}, producersPerRun, topics, 20000, "t")
+		if err != nil {
+			return err
+		}
+		raftProds, err := load([]string{nodes[0].tcp, nodes[1].tcp, nodes[2].tcp}, producersPerRun, topics, 20000, "t")
+		if err != nil {
+			return err
+		}
+		if !waitUntil(120*time.Second, 50*time.Millisecond, func() bool { return allNodesHaveTopics(f.http, topics) }) {
+			return fmt.Errorf("follower never showed %d registrations", size)
+		}
+		refRate, refFail := lookupLoad(ref.http, "t", topics, c.clients, c.duration)
+		raftRate, raftFail := lookupLoad(f.http, "t", topics, c.clients, c.duration)
+		if refFail+raftFail > 0 {
+			fmt.Fprintf(c.out, "(failures: nsqlookupd %d, raftlookupd %d)\n", refFail, raftFail)
+		}
+		refRSS, _ := ref.rss()
+		raftRSS, _ := f.rss()
+		if first == 0 {
+			first = raftRate
+		}
+		fmt.Fprintf(c.out, "| %d | %.0f | %.0f | %.2fx | %s | %s | %.2fx |\n", size, refRate, raftRate, raftRate/refRate,
+			mib(refRSS), mib(raftRSS), float64(raftRSS)/float64(refRSS))
+		for _, p := range append(refProds, raftProds...) {
+			p.close()
+		}
+		killAll(append(nodes, ref)...)
+	}
+	fmt.Fprintln(c.out)
+	return nil
+}
+
+// allNodesHaveTopics reports whether /nodes lists every producer with every
+// topic.
+func allNodesHaveTopics(host string, topics int) bool {
+	var v struct {
+		Producers []struct {
+			Topics []string `json:"topics"`
+		} `json:"producers"`
+	}
+	if err := getJSON(host, "/nodes?consistency=stale", &v); err != nil || len(v.Producers) != producersPerRun {
+		return false
+	}
+	for _, p := range v.Producers {
+		if len(p.Topics) != topics {
+			return false
+		}
+	}
+	return true
+}
+
+// benchStorm: 100 connections x 50 REGISTER, the reference's time to
+// acknowledge against raftlookupd's time until visible on all three nodes.
+func benchStorm(c config, refBin, raftBin string) error {
+	const conns, topics = 100, 25 // 25 topics x 2 channels = 50 REGISTERs
+	ref, err := startReference(refBin)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	refProds, err := load([]string{ref.tcp}, conns, topics, 30000, "storm")
+	refTime := time.Since(start)
+	if err != nil {
+		return err
+	}
+	for _, p := range refProds {
+		p.close()
+	}
+	ref.kill()
+
+	nodes, err := startCluster(raftBin)
+	if err != nil {
+		killAll(nodes...)
+		return err
+	}
+	defer killAll(nodes...)
+	start = time.Now()
+	raftProds, err := load([]string{nodes[0].tcp, nodes[1].tcp, nodes[2].tcp}, conns, topics, 30000, "storm")
+	ack := time.Since(start)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		for _, p := range raftProds {
+			p.close()
+		}
+	}()
+	visible := waitUntil(60*time.Second, 2*time.Millisecond, func() bool {
+		for _, n := range nodes {
+			for t := 0; t < topics; t++ {
+				if k, err := lookupProducers(n.http, fmt.Sprintf("storm%d", t)); err != nil || k != conns {
+					return false
+				}
+			}
+		}
+		return true
+	})
+	if !visible {
+		return fmt.Errorf("storm registrations never visible on all nodes")
+	}
+	all := time.Since(start)
+	regs := float64(conns * topics * 2)
+	fmt.Fprintf(c.out, "## Reconnect storm (100 connections x 50 REGISTER)\n\n")
+	fmt.Fprintf(c.out, "| | time | registrations/s |\n|---|---|---|\n")
+	fmt.Fprintf(c.out, "| nsqlookupd, acknowledged | %v | %.0f |\n", refTime.Round(time.Millisecond), regs/refTime.Seconds())
+	fmt.Fprintf(c.out, "| raftlookupd, acknowledged | %v | %.0f |\n", ack.Round(time.Millisecond), regs/ack.Seconds())
+	fmt.Fprintf(c.out, "| raftlookupd, visible on all 3 nodes | %v | %.0f |\n", all.Round(time.Millisecond), regs/all.Seconds())
+	fmt.Fprintf(c.out, "\nratio (visible everywhere / reference acknowledged rate): %.2fx\n\n", refTime.Seconds()/all.Seconds())
+	return nil
+}
+
+// benchFailover: SIGKILL the leader, then time until a registration made on
+// a survivor is visible on every survivor. The killed node is restarted
+// between trials.
+func benchFailover(c config, _, raftBin string) error {
+	nodes, err := startCluster(raftBin)
+	if err != nil {
+		killAll(nodes...)
+		return err
+	}
+	defer killAll(nodes...)
+	var times []time.Duration
+	for trial := 0; trial < c.trials; trial++ {
+		leader, survivors, err := leaderOf(nodes)
+		if err != nil {
+			return err
+		}
+		p, err := dialProducer(survivors[0].tcp, 40000+2*trial)
+		if err != nil {
+			return err
+		}
+		topic := fmt.Sprintf("failover%d", trial)
+		leader.kill()
+		start := time.Now()
+		if _, err := p.roundTrip("REGISTER " + topic + "\n"); err != nil {
+			return err
+		}
+		ok := waitUntil(30*time.Second, time.Millisecond, func() bool {
+			for _, s := range survivors {
+				if k, err := lookupProducers(s.http, topic); err != nil || k != 1 {
+					return false
+				}
+			}
+			return true
+		})
+		if !ok {
+			return fmt.Errorf("trial %d: registration never visible on survivors", trial)
+		}
+		times = append(times, time.Since(start))
+		p.close()
+		if err := leader.start(); err != nil {
+			return err
+		}
+		if err := waitHTTP(leader.http+"/cluster/ready", 60*time.Second); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(c.out, "## Failover (SIGKILL leader -> registration on a survivor visible on every survivor)\n\n")
+	fmt.Fprintf(c.out, "trials: %v\n\nmedian %v, max %v\n\n", roundAll(times), percentile(times, 0.5).Round(time.Millisecond), percentile(times, 1).Round(time.Millisecond))
+	return nil
+}
+
+func roundAll(ds []time.Duration) []time.Duration {
+	out := make([]time.Duration, len(ds))
+	for i, d := range ds {
+		out[i] = d.Round(time.Millisecond)
+	}
+	return out
+}
+
+// benchLatency: TCP reply latency of REGISTER under /lookup load, on the
+// reference and on a follower, and on a survivor during leader elections.
+func benchLatency(c config, refBin, raftBin string) error {
+	const topics = 1500
+	probe := func(tcp string, port int, stop <-chan struct{}) ([]time.Duration, error) {
+		p, err := dialProducer(tcp, port)
+		if err != nil {
+			return nil, err
+		}
+		defer p.close()
+		var ds []time.Duration
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return ds, nil
+			default:
+			}
+			d, err := p.roundTrip(fmt.Sprintf("REGISTER probe%d\n", i%500))
+			if err != nil {
+				return ds, err
+			}
+			ds = append(ds, d)
+			time.Sleep(time.Millisecond)
+		}
+	}
+	underLoad := func(tcp, http string) ([]time.Duration, error) {
+		stop := make(chan struct{})
+		var ds []time.Duration
+		var perr error
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() { defer wg.Done(); ds, perr = probe(tcp, 50000, stop) }()
+		lookupLoad(http, "t", topics, c.clients, c.duration)
+		close(stop)
+		wg.Wait()
+		return ds, perr
+	}
+	ref, err := startReference(refBin)
+	if err != nil {
+		return err
+	}
+	refProds, err := load([]string{ref.tcp}, producersPerRun, topics, 20000, "t")
+	if err != nil {
+		return err
+	}
+	refDs, err := underLoad(ref.tcp, ref.http)
+	for _, p := range refProds {
+		p.close()
+	}
+	ref.kill()
+	if err != nil {
+		return err
+	}
+	nodes, err := startCluster(raftBin)
+	if err != nil {
+		killAll(nodes...)
+		return err
+	}
+	defer killAll(nodes...)
+	_, followers, err := leaderOf(nodes)
+	if err != nil {
+		return err
+	}
+	prods, err := load([]string{nodes[0].tcp, nodes[1].tcp, nodes[2].tcp}, producersPerRun, topics, 20000, "t")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		for _, p := range prods {
+			p.close()
+		}
+	}()
+	raftDs, err := underLoad(followers[0].tcp, followers[0].http)
+	if err != nil {
+		return err
+	}
+	// Elections: probe a survivor while the leader is killed three times.
+	var electDs []time.Duration
+	for i := 0; i < 3; i++ {
+		leader, survivors, err := leaderOf(nodes)
+		if err != nil {
+			return err
+		}
+		stop := make(chan struct{})
+		var ds []time.Duration
+		var perr error
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() { defer wg.Done(); ds, perr = probe(survivors[0].tcp, 51000+2*i, stop) }()
+		leader.kill()
+		var elected atomic.Bool
+		waitUntil(10*time.Second, 5*time.Millisecond, func() bool {
+			l, _, err := leaderOf(survivors)
+			elected.Store(err == nil && l != nil)
+			return elected.Load()
+		})
+		time.Sleep(500 * time.Millisecond) // keep probing past the election
+		close(stop)
+		wg.Wait()
+		if perr != nil {
+			return perr
+		}
+		electDs = append(electDs, ds...)
+		if err := leader.start(); err != nil {
+			return err
+		}
+		if err := waitHTTP(leader.http+"/cluster/ready", 60*time.Second); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(c.out, "## TCP reply latency (REGISTER round trips, 1 ms apart)\n\n| | samples | p50 | p99 | max |\n|---|---|---|---|---|\n")
+	for _, r := range []struct {
+		name string
+		ds   []time.Duration
+	}{{"nsqlookupd under /lookup load", refDs}, {"raftlookupd follower under /lookup load", raftDs}, {"raftlookupd survivor during 3 leader elections", electDs}} {
+		fmt.Fprintf(c.out, "| %s | %d | %v | %v | %v |\n", r.name, len(r.ds), percentile(r.ds, 0.5).Round(time.Microsecond),
+			percentile(r.ds, 0.99).Round(time.Microsecond), percentile(r.ds, 1).Round(time.Microsecond))
+	}
+	fmt.Fprintln(c.out)
+	return nil
+}
+
+// benchDBGrowth: raft.db growth with 100 nsqd-like connections PINGing
+// every 15 s, extrapolated to an hour and a day.
+func benchDBGrowth(c config, _, raftBin string) error {
+	nodes, err := startCluster(raftBin)
+	if err != nil {
+		killAll(nodes...)
+		return err
+	}
+	defer killAll(nodes...)
+	prods, err := load([]string{nodes[0].tcp, nodes[1].tcp, nodes[2].tcp}, 100, 5, 60000, "db")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		for _, p := range prods {
+			p.close()
+		}
+	}()
+	size := func() (int64, uint64) {
+		var total int64
+		for _, n := range nodes {
+			if st, err := os.Stat(filepath.Join(n.dataDir, "raft.db")); err == nil {
+				total = max(total, st.Size())
+			}
+		}
+		var st struct {
+			LastLogIndex uint64 `json:"last_log_index"`
+		}
+		getJSON(nodes[0].http, "/cluster/status", &st)
+		return total, st.LastLogIndex
+	}
+	s0, i0 := size()
+	stop := time.Now().Add(c.dbFor)
+	for i := 0; time.Now().Before(stop); i++ {
+		for _, p := range prods {
+			if _, err := p.roundTrip("PING\n"); err != nil {
+				return err
+			}
+		}
+		time.Sleep(min(15*time.Second, time.Until(stop)))
+	}
+	s1, i1 := size()
+	perHour := float64(s1-s0) / c.dbFor.Hours()
+	entriesPerHour := float64(i1-i0) / c.dbFor.Hours()
+	bytesPerEntry := 0.0
+	if i1 > i0 {
+		bytesPerEntry = float64(s1-s0) / float64(i1-i0)
+	}
+	fmt.Fprintf(c.out, "## raft.db growth (100 connections PINGing every 15 s, watched %v)\n\n", c.dbFor)
+	fmt.Fprintf(c.out, "raft.db %s -> %s; %.0f entries/hour; growth %.1f MiB/hour while the log grows.\n", mib(s0), mib(s1), entriesPerHour, perHour/(1<<20))
+	fmt.Fprintf(c.out, "Snapshots every 8192 entries keep at most 8192+10240 entries, so the file stops growing near %.1f MiB (bolt reuses freed pages).\n\n",
+		bytesPerEntry*(8192+10240)/(1<<20))
+	return nil
+}
