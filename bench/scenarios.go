@@ -2,7 +2,9 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
+	"strings"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -69,12 +71,18 @@ func benchLookup(c config, refBin, raftBin string) error {
 // allNodesHaveTopics reports whether /nodes lists every producer with every
 // topic.
 func allNodesHaveTopics(host string, topics int) bool {
+	return everyProducerHasTopics(host, producersPerRun, topics)
+}
+
+// everyProducerHasTopics reports whether /nodes lists n producers, each with
+// the given number of topics.
+func everyProducerHasTopics(host string, n, topics int) bool {
 	var v struct {
 		Producers []struct {
 			Topics []string `json:"topics"`
 		} `json:"producers"`
 	}
-	if err := getJSON(host, "/nodes?consistency=stale", &v); err != nil || len(v.Producers) != producersPerRun {
+	if err := getJSON(host, "/nodes?consistency=stale", &v); err != nil || len(v.Producers) != n {
 		return false
 	}
 	for _, p := range v.Producers {
@@ -121,12 +129,12 @@ func benchStorm(c config, refBin, raftBin string) error {
 			p.close()
 		}
 	}()
-	visible := waitUntil(60*time.Second, 2*time.Millisecond, func() bool {
+	// REGISTER topic channel is one command, so a topic in /nodes means its
+	// channel is there too: one /nodes per node checks everything.
+	visible := waitUntil(60*time.Second, time.Millisecond, func() bool {
 		for _, n := range nodes {
-			for t := 0; t < topics; t++ {
-				if k, err := lookupProducers(n.http, fmt.Sprintf("storm%d", t)); err != nil || k != conns {
-					return false
-				}
+			if !everyProducerHasTopics(n.http, conns, topics) {
+				return false
 			}
 		}
 		return true
@@ -135,6 +143,9 @@ func benchStorm(c config, refBin, raftBin string) error {
 		return fmt.Errorf("storm registrations never visible on all nodes")
 	}
 	all := time.Since(start)
+	for _, n := range nodes {
+		fmt.Fprintf(os.Stderr, "%s: %s\n", n.name, scrape(n.http, "raftlookupd_replication_batches_total", "raftlookupd_replication_commit_seconds_sum", "raftlookupd_replication_commit_seconds_count"))
+	}
 	regs := float64(conns * topics * 2)
 	fmt.Fprintf(c.out, "## Reconnect storm (100 connections x 50 REGISTER)\n\n")
 	fmt.Fprintf(c.out, "| | time | registrations/s |\n|---|---|---|\n")
@@ -379,4 +390,23 @@ func benchDBGrowth(c config, _, raftBin string) error {
 	fmt.Fprintf(c.out, "Snapshots every 8192 entries keep at most 8192+10240 entries, so the file stops growing near %.1f MiB (bolt reuses freed pages).\n\n",
 		bytesPerEntry*(8192+10240)/(1<<20))
 	return nil
+}
+
+// scrape returns the named samples from a node's /metrics, for diagnostics.
+func scrape(host string, names ...string) string {
+	resp, err := httpClient.Get("http://" + host + "/metrics")
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		for _, n := range names {
+			if strings.HasPrefix(line, n+" ") {
+				out = append(out, line)
+			}
+		}
+	}
+	return strings.Join(out, "; ")
 }

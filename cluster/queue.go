@@ -111,8 +111,12 @@ func (q *queue) run() {
 			b.Batch[i] = items[i].cmd
 		}
 		data := b.Encode()
+		waiting := false
+		for _, it := range items {
+			waiting = waiting || it.done != nil
+		}
 		start := time.Now()
-		results, err := q.commit(ctx, data)
+		results, err := q.commit(ctx, data, waiting)
 		if err == nil {
 			q.n.metrics.commitLatency.Observe(time.Since(start).Seconds())
 			q.n.metrics.batches.Inc()
@@ -156,10 +160,10 @@ func (q *queue) failAll(err error) {
 // commit retries one batch until it is applied on this node, or the node
 // shuts down. A retry after an ambiguous failure may commit the batch twice;
 // the state machine applies a batch sequence number once.
-func (q *queue) commit(ctx context.Context, data []byte) ([]error, error) {
-	backoff := 10 * time.Millisecond
+func (q *queue) commit(ctx context.Context, data []byte, waitLocal bool) ([]error, error) {
+	backoff := 5 * time.Millisecond
 	for attempt := 0; ; attempt++ {
-		results, err := q.n.applyBatch(ctx, data)
+		results, err := q.n.applyBatch(ctx, data, waitLocal)
 		if err == nil {
 			return results, nil
 		}
@@ -176,19 +180,28 @@ func (q *queue) commit(ctx context.Context, data []byte) ([]error, error) {
 		case <-ctx.Done():
 			return nil, ErrShutdown
 		}
-		backoff = min(backoff*2, 500*time.Millisecond)
+		// Retries are cheap (a local call, or a forward that fails fast
+		// while there is no leader); a short cap means a new leader is
+		// used within 50ms of its election.
+		backoff = min(backoff*2, 50*time.Millisecond)
 	}
 }
 
 // applyBatch commits data through Raft on this node if it leads, else
-// through the leader, then waits until this node applied it.
-func (n *Node) applyBatch(ctx context.Context, data []byte) ([]error, error) {
+// through the leader. With waitLocal it then waits until this node applied
+// it, so an HTTP client reads its own write from this node. TCP commands do
+// not wait: order is kept because the next batch leaves only after the
+// leader committed this one.
+func (n *Node) applyBatch(ctx context.Context, data []byte, waitLocal bool) ([]error, error) {
 	res, err := n.applyLocal(data)
 	if errors.Is(err, raft.ErrNotLeader) {
 		res, err = n.forwardApply(ctx, data)
 	}
 	if err != nil {
 		return nil, err
+	}
+	if !waitLocal {
+		return res.errors(), nil
 	}
 	wctx, cancel := context.WithTimeout(ctx, n.cfg.WriteTimeout)
 	defer cancel()
