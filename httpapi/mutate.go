@@ -24,7 +24,7 @@ func (s *Server) handleCreateTopic(_ http.ResponseWriter, r *http.Request) (any,
 	if !ok {
 		return nil, errMissingTopic
 	}
-	if !validName(topic) {
+	if !fsm.ValidName(topic) {
 		return nil, errInvalidTopic
 	}
 	return nil, s.propose(r, fsm.Command{Op: fsm.OpCreateTopic, Topic: topic})
@@ -101,14 +101,14 @@ func topicChannelArgs(r *http.Request) (topic, channel string, apiErr *apiError)
 	if !ok {
 		return "", "", errMissingTopic
 	}
-	if !validName(topic) {
+	if !fsm.ValidName(topic) {
 		return "", "", errInvalidTopic
 	}
 	channel, ok = p.get("channel")
 	if !ok {
 		return "", "", errMissingChannel
 	}
-	if !validName(channel) {
+	if !fsm.ValidName(channel) {
 		return "", "", errInvalidChannel
 	}
 	return topic, channel, nil

@@ -163,10 +163,10 @@ func topicChannel(cmd string, params []string) (topic, channel string, _ *client
 	if len(params) >= 2 {
 		channel = params[1]
 	}
-	if !ValidName(topic) {
+	if !fsm.ValidName(topic) {
 		return "", "", errBadTopic(cmd, topic)
 	}
-	if channel != "" && !ValidName(channel) {
+	if channel != "" && !fsm.ValidName(channel) {
 		return "", "", errBadChannel(cmd, channel)
 	}
 	return topic, channel, nil

@@ -1,4 +1,4 @@
-package tcpproto
+package fsm
 
 import (
 	"regexp"

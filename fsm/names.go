@@ -1,10 +1,6 @@
-package tcpproto
+package fsm
 
 import "strings"
-
-// ephemeralSuffix marks a topic or channel that disappears with its last
-// producer (on the explicit UNREGISTER path only).
-const ephemeralSuffix = "#ephemeral"
 
 // maxNameLen is nsq's limit on topic and channel names, suffix included.
 const maxNameLen = 64
