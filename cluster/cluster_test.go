@@ -287,3 +287,39 @@ func TestRecoverFromQuorumLoss(t *testing.T) {
 		t.Fatalf("peers file not marked applied: %v", err)
 	}
 }
+
+func TestDrainClosesSessionsWithOneCommand(t *testing.T) {
+	tc := newTestCluster(t)
+	tc.startThree()
+	f := tc.follower()
+	var ids []fsm.SessionID
+	for port := 4150; port < 4160; port += 2 {
+		sid, _ := f.node.OpenSession(peer(port))
+		f.node.Register(sid, "t", "")
+		ids = append(ids, sid)
+	}
+	waitFor(t, 5*time.Second, func() error {
+		if n := len(tc.producers("n1", "t")); n != 5 {
+			return fmt.Errorf("%d producers", n)
+		}
+		return nil
+	})
+	f.node.StartDrain()
+	for _, id := range ids {
+		f.node.CloseSession(id) // connections closing during shutdown
+	}
+	// The queue is FIFO: once a later command committed, any close queued
+	// before it would have too. None was: the sessions are still there.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := f.node.Propose(ctx, fsm.Command{Op: fsm.OpCreateTopic, Topic: "marker"}); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(f.node.Registry().Debug()["topic:t:"]); n != 5 {
+		t.Fatalf("%d sessions left before Drain, want 5: closes were queued one by one", n)
+	}
+	if err := f.node.Drain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	tc.waitProducers("t", "", "n1", "n2", "n3")
+}

@@ -222,8 +222,8 @@ func (n *Node) OnExpired(f func()) { n.onExpired.Store(&f) }
 // QueueDepth returns the number of commands waiting for replication.
 func (n *Node) QueueDepth() int { return n.queue.depth() }
 
-// Drain prepares a clean stop: it closes this incarnation's remaining
-// sessions with one command, waits until the queue is replicated (or ctx
+// Drain prepares a clean stop: it closes this incarnation's sessions with
+// one command (after StartDrain, closing connections queue nothing), waits until the queue is replicated (or ctx
 // ends), and hands leadership over if this node leads. The node keeps
 // serving reads. Call it after the TCP server stopped.
 func (n *Node) Drain(ctx context.Context) error {

@@ -18,6 +18,9 @@ type sessions struct {
 	nextSeq uint64
 	open    map[uint64]*localSession
 	kick    chan struct{} // asks the lease loop to renew now
+	// draining: the node is stopping; closing connections queue nothing,
+	// one OpCloseOwner ends every session (Drain).
+	draining bool
 }
 
 type localSession struct {
@@ -103,11 +106,11 @@ func (n *Node) CloseSession(id fsm.SessionID) {
 	s := n.sessions
 	s.mu.Lock()
 	_, ok := s.open[id.Seq]
-	ok = ok && id.Incarnation == s.inc
+	ok = ok && id.Incarnation == s.inc && !s.draining
 	delete(s.open, id.Seq)
 	s.mu.Unlock()
 	if !ok {
-		return // already dropped with its incarnation
+		return // dropped with its incarnation, or left to OpCloseOwner
 	}
 	if err := n.queue.enqueue(fsm.Command{Op: fsm.OpCloseSession, Session: id}); err != nil {
 		n.logger.Warn("cannot queue session close; the lease will drop it", "session", id, "error", err)
@@ -154,4 +157,13 @@ func (s *sessions) newIncarnation() uint64 {
 	s.renewLocked()
 	s.mu.Unlock()
 	return inc
+}
+
+// StartDrain makes session closes queue nothing from now on: the node is
+// stopping and Drain ends every session with one command. Call it before
+// closing client connections.
+func (n *Node) StartDrain() {
+	n.sessions.mu.Lock()
+	defer n.sessions.mu.Unlock()
+	n.sessions.draining = true
 }

@@ -157,6 +157,7 @@ func (d *daemon) shutdown(logger hclog.Logger) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	var errs []error
+	d.node.StartDrain()
 	if err := d.tcp.Shutdown(ctx); err != nil {
 		errs = append(errs, err)
 	}
