@@ -40,7 +40,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	o := &options{hostname: hostname, cluster: cluster.DefaultConfig()}
 	c := &o.cluster
 	fs := flag.NewFlagSet("raftlookupd", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	// The flag package would print parse errors itself; run() prints them.
+	fs.SetOutput(io.Discard)
 
 	// nsqlookupd's own flags.
 	fs.StringVar(&o.tcpAddress, "tcp-address", "0.0.0.0:4160", "<addr>:<port> to listen on for TCP clients (nsqd)")
@@ -74,11 +75,16 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.maxConnections, "max-connections", 10000, "most concurrent TCP client connections")
 	fs.IntVar(&o.maxRegistrations, "max-registrations", 100000, "most topic and channel registrations per TCP connection")
 
+	// A parse error is one line; the full usage only on -h.
+	fs.Usage = func() {}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintf(stderr, "Usage of raftlookupd:\n")
+			fs.SetOutput(stderr)
+			fs.PrintDefaults()
 			return nil, errHelpOrVersion
 		}
-		return nil, err
+		return nil, fmt.Errorf("%w (see raftlookupd -h)", err)
 	}
 	if *version {
 		fmt.Fprintf(stderr, "raftlookupd v%s (nsqlookupd %s compatible, built w/%s)\n", buildVersion, nsqVersion, runtime.Version())
@@ -102,7 +108,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, fmt.Errorf("-log-level %q: want trace, debug, info, warn or error", o.logLevel)
 	}
 	if o.readConsistency, err = cluster.ParseConsistency(*consistency); err != nil {
-		return nil, fmt.Errorf("-read-consistency: %w", err)
+		return nil, fmt.Errorf("-read-consistency %q: want stale, bounded or linearizable", *consistency)
 	}
 	for name, addr := range map[string]string{"-tcp-address": o.tcpAddress, "-http-address": o.httpAddress, "-raft-address": *raftAddress} {
 		if _, _, err := net.SplitHostPort(addr); err != nil {

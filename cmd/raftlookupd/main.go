@@ -113,7 +113,7 @@ func start(opts *options, logger hclog.Logger) (*daemon, error) {
 	if err != nil {
 		httpLn.Close()
 		d.node.Shutdown(context.Background())
-		return nil, fmt.Errorf("tcp listener: %w", err)
+		return nil, err
 	}
 	d.node.SetTCPAdvertise(advertise(opts.broadcastAddress, d.tcp.Addr()))
 	d.node.OnExpired(d.tcp.CloseConnections)
