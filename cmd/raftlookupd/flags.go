@@ -62,7 +62,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&c.Bootstrap, "bootstrap", true, "with neither -peers nor -join, start a single-node cluster on a fresh data dir (false: wait to be added)")
 	consistency := fs.String("read-consistency", string(cluster.Bounded), "default read consistency: stale, bounded or linearizable")
 	fs.DurationVar(&c.MaxStaleness, "max-staleness", c.MaxStaleness, "bounded reads fail with 503 when the leader was not heard from for this long")
-	fs.StringVar(&c.AdminToken, "admin-token", os.Getenv("RAFTLOOKUPD_ADMIN_TOKEN"), "bearer token required by /cluster/* (default $RAFTLOOKUPD_ADMIN_TOKEN)")
+	// Not the flag's default: -h would print the secret.
+	fs.StringVar(&c.AdminToken, "admin-token", "", "bearer token required by /cluster/* and node-to-node calls (default $RAFTLOOKUPD_ADMIN_TOKEN)")
 	fs.DurationVar(&c.LeaseTimeout, "lease-timeout", c.LeaseTimeout, "drop every session of a node whose lease was not renewed for this long")
 	fs.DurationVar(&c.LeaseRenewInterval, "lease-renew-interval", c.LeaseRenewInterval, "how often a node renews its lease and replicates PING times")
 	fs.DurationVar(&c.HeartbeatTimeout, "raft-heartbeat-timeout", c.HeartbeatTimeout, "Raft heartbeat timeout")
@@ -85,6 +86,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 			return nil, errHelpOrVersion
 		}
 		return nil, fmt.Errorf("%w (see raftlookupd -h)", err)
+	}
+	if c.AdminToken == "" {
+		c.AdminToken = os.Getenv("RAFTLOOKUPD_ADMIN_TOKEN")
 	}
 	if *version {
 		fmt.Fprintf(stderr, "raftlookupd v%s (nsqlookupd %s compatible, built w/%s)\n", buildVersion, nsqVersion, runtime.Version())
