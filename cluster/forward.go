@@ -29,9 +29,28 @@ func (n *Node) forwardApply(ctx context.Context, data []byte) (ApplyResult, erro
 	if err != nil {
 		return ApplyResult{}, err
 	}
+	ctx, cancel := n.untilLeaderChanges(ctx)
+	defer cancel()
 	var res ApplyResult
 	err = n.call(ctx, http.MethodPost, addr, PathApply, "application/octet-stream", data, &res)
 	return res, err
+}
+
+// untilLeaderChanges returns a context that also ends when the leader
+// changes.
+func (n *Node) untilLeaderChanges(ctx context.Context) (context.Context, context.CancelFunc) {
+	n.leaderChange.Lock()
+	changed := n.leaderChanged
+	n.leaderChange.Unlock()
+	ctx, cancel := context.WithCancel(ctx)
+	go func() {
+		select {
+		case <-changed:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
 }
 
 // forwardJSON sends an admin request to the leader.

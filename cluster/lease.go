@@ -163,7 +163,7 @@ func (n *Node) leaseExpiry(ctx context.Context) {
 			if now.After(w.deadline) && !w.expiring {
 				w.expiring = true
 				n.logger.Warn("owner lease expired; dropping its sessions", "owner", o.ID, "incarnation", o.Incarnation, "sessions", o.Sessions)
-				if err := n.queue.enqueue(fsm.Command{Op: fsm.OpExpireOwner, Session: fsm.SessionID{Owner: o.ID, Incarnation: o.Incarnation}}); err != nil {
+				if err := n.queue.enqueue(fsm.Command{Op: fsm.OpExpireLease, Session: fsm.SessionID{Owner: o.ID, Incarnation: o.Incarnation}, RenewIndex: o.RenewIndex}); err != nil {
 					w.expiring = false
 				}
 			}

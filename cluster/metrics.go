@@ -15,7 +15,8 @@ type nodeMetrics struct {
 	leaderChanges metrics.Counter
 }
 
-// observeLeaders counts leader changes as this node sees them.
+// observeLeaders counts leader changes as this node sees them, and wakes
+// requests waiting on the old leader.
 func (n *Node) observeLeaders() {
 	ch := make(chan raft.Observation, 16)
 	obs := raft.NewObserver(ch, false, func(o *raft.Observation) bool {
@@ -30,6 +31,10 @@ func (n *Node) observeLeaders() {
 			return
 		case <-ch:
 			n.metrics.leaderChanges.Inc()
+			n.leaderChange.Lock()
+			close(n.leaderChanged)
+			n.leaderChanged = make(chan struct{})
+			n.leaderChange.Unlock()
 		}
 	}
 }

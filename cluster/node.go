@@ -54,6 +54,12 @@ type Node struct {
 
 	metrics nodeMetrics
 
+	// leaderChanged is closed (and replaced) whenever the leader changes, so
+	// a request forwarded to a leader that just stopped leading, or froze,
+	// gives up at once instead of at its timeout.
+	leaderChange  sync.Mutex
+	leaderChanged chan struct{}
+
 	// memberMu guards cfg.TCPAdvertise, set once after New.
 	memberMu sync.Mutex
 
@@ -82,7 +88,9 @@ func New(cfg Config, logger hclog.Logger) (*Node, error) {
 		fsm:      newAppliedFSM(),
 		client:   &http.Client{Timeout: cfg.WriteTimeout},
 		leaderCh: make(chan bool, 16),
-		metrics:  nodeMetrics{commitLatency: metrics.NewHistogram(metrics.LatencyBuckets)},
+
+		leaderChanged: make(chan struct{}),
+		metrics:       nodeMetrics{commitLatency: metrics.NewHistogram(metrics.LatencyBuckets)},
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 

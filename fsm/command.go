@@ -19,7 +19,7 @@ const (
 	OpUnregister    Op = 4  // UNREGISTER: Session, Topic, Channel ("" = topic)
 	OpCloseSession  Op = 5  // connection closed: Session
 	OpRenewLease    Op = 6  // Session.Owner/Incarnation, Time, Touches
-	OpExpireOwner   Op = 7  // Session.Owner/Incarnation: drop that incarnation's sessions
+	OpExpireOwner   Op = 7  // superseded by OpExpireLease; still applied for old logs
 	OpCreateTopic   Op = 8  // HTTP /topic/create: Topic
 	OpDeleteTopic   Op = 9  // HTTP /topic/delete: Topic
 	OpCreateChannel Op = 10 // HTTP /channel/create: Topic, Channel
@@ -28,6 +28,10 @@ const (
 	OpSetMember     Op = 13 // Member
 	OpRemoveMember  Op = 14 // Member.ID
 	OpCloseOwner    Op = 15 // clean shutdown: Session.Owner/Incarnation
+	// OpExpireLease: Session.Owner/Incarnation, RenewIndex. Drops that
+	// incarnation's sessions only if its last renewal is still the one the
+	// leader saw lapse, so a stale leader cannot expire a live node.
+	OpExpireLease Op = 16
 )
 
 var opNames = map[Op]string{
@@ -36,6 +40,7 @@ var opNames = map[Op]string{
 	OpExpireOwner: "expire-owner", OpCreateTopic: "create-topic", OpDeleteTopic: "delete-topic",
 	OpCreateChannel: "create-channel", OpDeleteChannel: "delete-channel", OpTombstone: "tombstone",
 	OpSetMember: "set-member", OpRemoveMember: "remove-member", OpCloseOwner: "close-owner",
+	OpExpireLease: "expire-lease",
 }
 
 func (o Op) String() string {
@@ -61,6 +66,9 @@ type Command struct {
 	Time    int64
 	Touches []Touch
 	Member  Member
+	// RenewIndex is, in OpExpireLease, the owner's last renewal index as the
+	// leader observed it.
+	RenewIndex uint64
 	// Batch fields: the origin's sequence number lets Apply drop a batch that
 	// a retry delivered twice (Session.Owner/Incarnation name the origin).
 	BatchSeq uint64
@@ -113,6 +121,10 @@ func (c *Command) encode(e *encoder) {
 	case OpExpireOwner, OpCloseOwner:
 		e.str(c.Session.Owner)
 		e.uvarint(c.Session.Incarnation)
+	case OpExpireLease:
+		e.str(c.Session.Owner)
+		e.uvarint(c.Session.Incarnation)
+		e.uvarint(c.RenewIndex)
 	case OpCreateTopic, OpDeleteTopic:
 		e.str(c.Topic)
 	case OpCreateChannel, OpDeleteChannel:
@@ -198,6 +210,10 @@ func (d *decoder) command(depth int) Command {
 	case OpExpireOwner, OpCloseOwner:
 		c.Session.Owner = d.str()
 		c.Session.Incarnation = d.uvarint()
+	case OpExpireLease:
+		c.Session.Owner = d.str()
+		c.Session.Incarnation = d.uvarint()
+		c.RenewIndex = d.uvarint()
 	case OpCreateTopic, OpDeleteTopic:
 		c.Topic = d.str()
 	case OpCreateChannel, OpDeleteChannel:

@@ -48,6 +48,7 @@ func goldenCommands() map[Op]Command {
 		OpSetMember:     {Op: OpSetMember, Member: Member{ID: "node-1", RaftAddress: "10.0.0.1:4162", HTTPAddress: "10.0.0.1:4161", TCPAddress: "10.0.0.1:4160"}},
 		OpRemoveMember:  {Op: OpRemoveMember, Member: Member{ID: "node-3"}},
 		OpCloseOwner:    {Op: OpCloseOwner, Session: SessionID{Owner: "node-1", Incarnation: 7}},
+		OpExpireLease:   {Op: OpExpireLease, Session: SessionID{Owner: "node-2", Incarnation: 3}, RenewIndex: 42},
 	}
 }
 

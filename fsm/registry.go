@@ -123,12 +123,16 @@ func (r *Registry) apply(index uint64, c *Command) any {
 		}
 	case OpRenewLease:
 		r.renewLease(index, c)
-	case OpExpireOwner, OpCloseOwner:
+	case OpExpireOwner, OpCloseOwner, OpExpireLease:
 		o := r.owners[c.Session.Owner]
-		if o != nil && o.inc == c.Session.Incarnation && !o.expired {
-			r.dropSessions(o)
-			o.expired = true
+		if o == nil || o.inc != c.Session.Incarnation || o.expired {
+			break
 		}
+		if c.Op == OpExpireLease && o.renewIndex != c.RenewIndex {
+			break // renewed since the leader saw the lease lapse
+		}
+		r.dropSessions(o)
+		o.expired = true
 	case OpCreateTopic:
 		r.ensureTopic(c.Topic).hasKey = true
 	case OpDeleteTopic:
