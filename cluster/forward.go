@@ -66,20 +66,27 @@ func (n *Node) forwardJSON(ctx context.Context, path string, body, out any) erro
 	return n.call(ctx, http.MethodPost, addr, path, "application/json", b, out)
 }
 
-// remoteError is a non-2xx answer from another node.
+// remoteError is a non-2xx answer from another node. It unwraps to the
+// sentinel its status stands for, so errors.Is works across the hop, while
+// its text stays the remote node's own (which already names the reason).
 type remoteError struct {
-	Status  int
-	Message string
+	Status   int
+	Message  string
+	sentinel error
 }
 
 func (e *remoteError) Error() string {
+	if e.sentinel != nil && e.Message != "" {
+		return e.Message
+	}
 	return fmt.Sprintf("remote node answered %d: %s", e.Status, e.Message)
 }
 
+func (e *remoteError) Unwrap() error { return e.sentinel }
+
 // call makes one node-to-node request with the admin token and decodes a
 // JSON answer into out (if not nil). Status 409 maps to ErrNotLeader, 503 to
-// ErrNoLeader, 400 to ErrBadRequest and 404 to ErrUnknownMember, so the
-// caller's errors.Is checks work across the hop.
+// ErrNoLeader, 400 to ErrBadRequest and 404 to ErrUnknownMember.
 func (n *Node) call(ctx context.Context, method, addr, path, ctype string, body []byte, out any) error {
 	req, err := http.NewRequestWithContext(ctx, method, "http://"+addr+path, bytes.NewReader(body))
 	if err != nil {
@@ -108,13 +115,13 @@ func (n *Node) call(ctx context.Context, method, addr, path, ctype string, body 
 		re := &remoteError{Status: resp.StatusCode, Message: msg.Message}
 		switch resp.StatusCode {
 		case http.StatusConflict:
-			return fmt.Errorf("%w: %v", ErrNotLeader, re)
+			re.sentinel = ErrNotLeader
 		case http.StatusServiceUnavailable:
-			return fmt.Errorf("%w: %v", ErrNoLeader, re)
+			re.sentinel = ErrNoLeader
 		case http.StatusBadRequest:
-			return fmt.Errorf("%w: %s", ErrBadRequest, msg.Message)
+			re.sentinel = ErrBadRequest
 		case http.StatusNotFound:
-			return fmt.Errorf("%w: %s", ErrUnknownMember, msg.Message)
+			re.sentinel = ErrUnknownMember
 		}
 		return re
 	}

@@ -17,7 +17,7 @@ func (n *Node) leaseLoop() {
 	defer t.Stop()
 	check := time.NewTicker(min(n.cfg.LeaseRenewInterval, 250*time.Millisecond))
 	defer check.Stop()
-	var published fsm.Member
+	var pub published
 	for {
 		select {
 		case <-n.ctx.Done():
@@ -29,7 +29,7 @@ func (n *Node) leaseLoop() {
 		case <-check.C:
 			n.catchUp()
 			n.checkExpired()
-			published = n.publishMember(published)
+			pub = n.publishMember(pub)
 		}
 	}
 }
@@ -50,22 +50,35 @@ func (n *Node) checkExpired() {
 	}
 }
 
+// published is the member record this node last queued, and the channel
+// that reports its local apply.
+type published struct {
+	want fsm.Member
+	done <-chan error
+}
+
 // publishMember queues this node's addresses when the replicated record
-// differs, once per difference (the queue retries until it commits).
-func (n *Node) publishMember(last fsm.Member) fsm.Member {
+// differs. It queues again only once the previous attempt has been applied:
+// a record applied and later deleted (leave, then join again while running)
+// is published anew.
+func (n *Node) publishMember(last published) published {
 	n.memberMu.Lock()
 	want := fsm.Member{ID: n.cfg.NodeID, RaftAddress: n.cfg.RaftAdvertise, HTTPAddress: n.cfg.HTTPAdvertise, TCPAddress: n.cfg.TCPAdvertise}
 	n.memberMu.Unlock()
 	if got, ok := n.Registry().Member(n.cfg.NodeID); ok && got == want {
-		return want
+		return published{want: want}
 	}
-	if last == want || !n.isMember() {
+	if !n.isMember() {
 		return last
 	}
-	if err := n.queue.enqueue(fsm.Command{Op: fsm.OpSetMember, Member: want}); err != nil {
-		return last
+	if last.want == want && last.done != nil {
+		select {
+		case <-last.done:
+		default:
+			return last // still on its way
+		}
 	}
-	return want
+	return published{want: want, done: n.queue.enqueueWait(fsm.Command{Op: fsm.OpSetMember, Member: want})}
 }
 
 func (n *Node) isMember() bool {

@@ -21,6 +21,10 @@ import (
 //	[{"id":"n1","address":"10.0.0.1:4162"},{"id":"n2","address":"10.0.0.2:4162","non_voter":false}]
 const PeersFile = "peers.json"
 
+// keyCurrentTerm is the stable-store key hashicorp/raft keeps its current
+// term under (unexported there).
+var keyCurrentTerm = []byte("CurrentTerm")
+
 type recoveryPeer struct {
 	ID       string `json:"id"`
 	Address  string `json:"address"`
@@ -79,6 +83,17 @@ func recoverCluster(cfg Config, rc *raft.Config, logs raft.LogStore, stable raft
 	}
 	if err := raft.RecoverCluster(rc, fsm.New(), logs, stable, snaps, trans, conf); err != nil {
 		return false, fmt.Errorf("recover cluster from %s: %w", PeersFile, err)
+	}
+	// RecoverCluster leaves the stored term as it is: 0 when the data dir
+	// holds only a copied snapshot. The term must be at least that of the
+	// snapshot recovery wrote, or new entries would carry a lower term.
+	if list, err := snaps.List(); err == nil && len(list) > 0 {
+		cur, _ := stable.GetUint64(keyCurrentTerm)
+		if cur < list[0].Term {
+			if err := stable.SetUint64(keyCurrentTerm, list[0].Term); err != nil {
+				return false, fmt.Errorf("recover cluster: raise the term: %w", err)
+			}
+		}
 	}
 	path := filepath.Join(cfg.DataDir, PeersFile)
 	if err := os.Rename(path, path+".applied"); err != nil {

@@ -124,6 +124,7 @@ func start(opts *options, logger hclog.Logger) (*daemon, error) {
 	hcfg.TombstoneLifetime = opts.tombstoneLifetime
 	hcfg.DefaultConsistency = opts.readConsistency
 	hcfg.AdminToken = ccfg.AdminToken
+	hcfg.WriteTimeout = ccfg.WriteTimeout
 	hcfg.Version = nsqVersion
 	hcfg.Metrics = func(w *metrics.Writer) {
 		d.node.WriteMetrics(w)
