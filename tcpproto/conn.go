@@ -84,8 +84,9 @@ func (c *conn) run() error {
 				return c.fail(errLineTooLong(c.srv.cfg.MaxLineBytes))
 			}
 			// EOF or reset: a trailing line without "\n" is dropped
-			// unexecuted, as nsqlookupd's ReadString loop does.
-			return err
+			// unexecuted, as nsqlookupd's ReadString loop does. Replies
+			// already owed still go out.
+			return errors.Join(err, c.flush())
 		}
 		// The copy to string matters: IDENTIFY reads its body through the
 		// same buffer, which would overwrite raw.
@@ -94,24 +95,44 @@ func (c *conn) run() error {
 		if cerr != nil {
 			return c.fail(cerr)
 		}
-		if err := c.send(reply); err != nil {
-			return err
+		c.queue(reply)
+		// Replies to pipelined commands leave in one write; a lock-step
+		// client such as nsqd has nothing more buffered, so its reply
+		// leaves at once.
+		if c.br.Buffered() == 0 || len(c.wbuf) >= maxPendingReplies {
+			if err := c.flush(); err != nil {
+				return err
+			}
 		}
 	}
 }
 
-// fail writes a fatal error's frame and returns the error that ends run.
+// maxPendingReplies bounds the replies held back while pipelined input is
+// still buffered.
+const maxPendingReplies = 32 << 10
+
+// fail writes a fatal error's frame after any pending replies and returns
+// the error that ends run.
 func (c *conn) fail(ce *clientError) error {
-	if err := c.send([]byte(ce.text)); err != nil {
+	c.queue([]byte(ce.text))
+	if err := c.flush(); err != nil {
 		return errors.Join(ce, err)
 	}
 	return ce
 }
 
-// send writes one response frame in a single write.
-func (c *conn) send(payload []byte) error {
-	c.wbuf = binary.BigEndian.AppendUint32(c.wbuf[:0], uint32(len(payload)))
+// queue appends one response frame to the pending replies.
+func (c *conn) queue(payload []byte) {
+	c.wbuf = binary.BigEndian.AppendUint32(c.wbuf, uint32(len(payload)))
 	c.wbuf = append(c.wbuf, payload...)
+}
+
+// flush writes the pending replies in one write.
+func (c *conn) flush() error {
+	if len(c.wbuf) == 0 {
+		return nil
+	}
+	defer func() { c.wbuf = c.wbuf[:0] }()
 	if err := c.nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout)); err != nil {
 		return err
 	}
