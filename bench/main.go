@@ -6,7 +6,7 @@
 // nsqlookupd), raftlookupd a three-node cluster. Load comes from this
 // process over loopback.
 //
-//	go run ./bench                 # everything, a few minutes
+//	go run ./bench                 # everything, about ten minutes
 //	go run ./bench -only lookup    # one scenario
 package main
 
@@ -31,6 +31,7 @@ type config struct {
 	duration time.Duration
 	trials   int
 	dbFor    time.Duration
+	dbRenew  time.Duration
 	only     string
 	out      io.Writer
 }
@@ -41,7 +42,8 @@ func main() {
 	flag.IntVar(&c.clients, "clients", 32, "concurrent keep-alive /lookup clients")
 	flag.DurationVar(&c.duration, "duration", 5*time.Second, "length of each throughput run")
 	flag.IntVar(&c.trials, "trials", 5, "failover trials")
-	flag.DurationVar(&c.dbFor, "db-duration", 60*time.Second, "how long to watch raft.db grow under 100 pinging producers")
+	flag.DurationVar(&c.dbFor, "db-duration", 240*time.Second, "how long to watch raft.db grow under 100 pinging producers")
+	flag.DurationVar(&c.dbRenew, "db-renew", 5*time.Millisecond, "lease renew interval in the raft.db run; below 2s it compresses hours of log entries into the run (5ms: a day in about 4 minutes)")
 	flag.StringVar(&c.only, "only", "", "run one scenario: lookup, storm, failover, latency, db")
 	outPath := flag.String("out", "", "also write the report to this file")
 	flag.Parse()
