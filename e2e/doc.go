@@ -21,10 +21,19 @@
 //   - nsqd_test.go runs a real nsqd and a go-nsq consumer against raftlookupd
 //     and restarts it; cluster_test.go fails over a 3-node cluster under a
 //     real nsqd.
+//   - ha_test.go (helpers in ha_helpers_test.go): the high-availability
+//     behaviour of a 3-node cluster under nsqd and go-nsq: listed once,
+//     leader SIGKILL with zero failed reads, owner-lease expiry, quorum loss
+//     (SIGSTOP), full and rolling restarts, a frozen leader resuming.
+//   - ops_test.go (helpers in ops_helpers_test.go): the README's operator
+//     recipes through raftlookupctl: grow, shrink, replace, leave and rejoin,
+//     admin token, non-voters, quorum-loss recovery, backup and restore,
+//     metrics and JSON logs.
 //
 // Run: go test -race ./e2e. Environment: E2E_TRANSCRIPT=1 (with -v) logs
 // every step's answer; E2E_RACE_BINARIES=1 builds the binaries with -race;
-// E2E_RAFTLOOKUPD_BIN / E2E_NSQD_BIN use prebuilt binaries; E2E_LOG_LEVEL
+// E2E_RAFTLOOKUPD_BIN / E2E_NSQD_BIN / E2E_RAFTLOOKUPCTL_BIN use prebuilt
+// binaries; E2E_LOG_LEVEL
 // (default debug) is raftlookupd's -log-level; E2E_FULL_LOGS=1 prints whole
 // logs instead of their last 32 KiB.
 package e2e

@@ -3,6 +3,7 @@ package e2e
 // raftlookupd processes: single nodes and static clusters.
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -30,6 +31,10 @@ type Node struct {
 	args                        []string
 	tcpAddr, httpAddr, raftAddr string
 
+	// adminToken is the -admin-token the node runs with, if any; the
+	// harness's own status and readiness checks send it.
+	adminToken string
+
 	mu   sync.Mutex
 	proc *process
 }
@@ -54,6 +59,11 @@ func newNode(t testing.TB, bin, id string, tcpPort, httpPort, raftPort int, dir 
 		tcpAddr:  hostPort(tcpPort),
 		httpAddr: hostPort(httpPort),
 		raftAddr: hostPort(raftPort),
+	}
+	for i, a := range extra {
+		if a == "-admin-token" && i+1 < len(extra) {
+			n.adminToken = extra[i+1]
+		}
 	}
 	logLevel := os.Getenv("E2E_LOG_LEVEL")
 	if logLevel == "" {
@@ -186,7 +196,7 @@ func (n *Node) checkReady() error {
 	if err := n.exitError(); err != nil {
 		return err
 	}
-	res, err := httpDo("GET", "http://"+n.httpAddr+"/cluster/ready", nil, nil)
+	res, err := httpDo("GET", "http://"+n.httpAddr+"/cluster/ready", nil, n.adminHeader())
 	if err != nil {
 		return err
 	}
@@ -227,8 +237,24 @@ type clusterStatus struct {
 // Status fetches GET /cluster/status.
 func (n *Node) Status() (clusterStatus, error) {
 	var st clusterStatus
-	err := getJSON(n.httpAddr, "/cluster/status", &st)
+	res, err := httpDo("GET", "http://"+n.httpAddr+"/cluster/status", nil, n.adminHeader())
+	if err != nil {
+		return st, err
+	}
+	if res.Status != http.StatusOK {
+		return st, fmt.Errorf("%s: GET /cluster/status: %d %s", n, res.Status, res.Body)
+	}
+	err = json.Unmarshal(res.Body, &st)
 	return st, err
+}
+
+// adminHeader authorizes the harness's admin requests when the node runs
+// with -admin-token.
+func (n *Node) adminHeader() http.Header {
+	if n.adminToken == "" {
+		return nil
+	}
+	return http.Header{"Authorization": {"Bearer " + n.adminToken}}
 }
 
 func (n *Node) isLeader() bool {

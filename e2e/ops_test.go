@@ -196,7 +196,7 @@ func TestOpsAdminToken(t *testing.T) {
 	t.Parallel()
 	const token = "ops-e2e-secret-7f3a"
 	env := []string{"RAFTLOOKUPD_ADMIN_TOKEN=" + token}
-	c := opsStartCluster(t, 3, token, "-admin-token", token)
+	c := StartCluster(t, 3, "-admin-token", token)
 	leader := opsLeader(t, token, opsTimeout, c.Nodes...)
 	followers := opsOthers(c.Nodes, leader)
 	follower, other := followers[0], followers[1]
