@@ -61,7 +61,7 @@ func TestFollowerWritesReachEveryNode(t *testing.T) {
 	}
 	tc.waitProducers("t199", "nsqd:4150", "n1", "n2", "n3")
 	// Group commit: 200 registrations took far fewer log entries.
-	if st, _ := f.node.Status(context.Background()); st.AppliedIndex > 100 {
+	if st, _ := f.node.Status(context.Background(), false); st.AppliedIndex > 100 {
 		t.Errorf("applied index %d after 200 registrations: commands are not batched", st.AppliedIndex)
 	}
 	// HTTP mutations through a follower return the command's own result.
@@ -215,7 +215,7 @@ func TestJoinLeave(t *testing.T) {
 	tc.startThree()
 	n4 := tc.start("n4", func(c *cluster.Config) { c.Join = []string{tc.node("n2").cfg.HTTPAdvertise} })
 	waitFor(t, 10*time.Second, func() error {
-		st, err := tc.leader().node.Status(context.Background())
+		st, err := tc.leader().node.Status(context.Background(), false)
 		if err != nil || len(st.Members) != 4 {
 			return fmt.Errorf("members %v err %v", st.Members, err)
 		}
@@ -235,7 +235,7 @@ func TestJoinLeave(t *testing.T) {
 	}
 	waitFor(t, 10*time.Second, func() error {
 		for _, id := range []string{"n1", "n2", "n3"} {
-			st, _ := tc.node(id).node.Status(ctx)
+			st, _ := tc.node(id).node.Status(ctx, false)
 			for _, m := range st.Members {
 				if m.ID == "n4" {
 					return fmt.Errorf("%s still lists n4", id)
@@ -322,4 +322,50 @@ func TestDrainClosesSessionsWithOneCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	tc.waitProducers("t", "", "n1", "n2", "n3")
+}
+
+func TestStatusReportsEveryMembersLag(t *testing.T) {
+	tc := newTestCluster(t)
+	tc.startThree()
+	f := tc.follower()
+	waitFor(t, 5*time.Second, func() error {
+		st, err := f.node.Status(context.Background(), false)
+		if err != nil {
+			return err
+		}
+		if len(st.Members) != 3 {
+			return fmt.Errorf("members %+v", st.Members)
+		}
+		for _, m := range st.Members {
+			if m.Lag == nil || m.HTTPAddress == "" {
+				return fmt.Errorf("member %s: lag %v, http %q", m.ID, m.Lag, m.HTTPAddress)
+			}
+		}
+		return nil
+	})
+	// A member that does not answer has no lag; the others still do.
+	l := tc.leader()
+	var down *testNode
+	for _, n := range tc.all() {
+		if n != l && n != f {
+			down = n
+		}
+	}
+	down.http.Shutdown(context.Background())
+	st, err := f.node.Status(context.Background(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range st.Members {
+		if (m.ID == down.id) != (m.Lag == nil) {
+			t.Errorf("member %s: lag %v (down: %v)", m.ID, m.Lag, m.ID == down.id)
+		}
+	}
+	// local=true asks nobody: no other member's lag is known.
+	local, _ := f.node.Status(context.Background(), true)
+	for _, m := range local.Members {
+		if m.ID != f.id && m.Lag != nil {
+			t.Errorf("local status: member %s has lag %v", m.ID, *m.Lag)
+		}
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -120,11 +121,53 @@ func (n *Node) Ready() bool {
 	return n.fsm.appliedIndex() >= n.raft.CommitIndex()
 }
 
-// Status describes this node and the members of the configuration.
-func (n *Node) Status(ctx context.Context) (Status, error) {
+// Status describes this node and the members of the configuration. Unless
+// local, it also asks every other member (concurrently, briefly) for its
+// applied index, and reports each member's lag behind the leader's commit
+// index; a member that does not answer has no lag.
+func (n *Node) Status(ctx context.Context, local bool) (Status, error) {
+	st := n.localStatus()
+	cf := n.raft.GetConfiguration()
+	if err := cf.Error(); err != nil {
+		return st, err
+	}
+	for _, s := range cf.Configuration().Servers {
+		ms := MemberStatus{
+			ID:          string(s.ID),
+			RaftAddress: string(s.Address),
+			Suffrage:    s.Suffrage.String(),
+			Leader:      string(s.ID) == st.LeaderID,
+		}
+		if m, ok := n.Registry().Member(ms.ID); ok {
+			ms.HTTPAddress, ms.TCPAddress = m.HTTPAddress, m.TCPAddress
+		}
+		st.Members = append(st.Members, ms)
+	}
+	applied := map[string]uint64{st.NodeID: st.AppliedIndex}
+	leaderCommit, known := st.CommitIndex, st.State == raft.Leader.String()
+	if !local {
+		for id, peer := range n.peerStatuses(ctx, st.Members) {
+			applied[id] = peer.AppliedIndex
+			if id == st.LeaderID {
+				leaderCommit, known = peer.CommitIndex, true
+			}
+		}
+	}
+	for i, m := range st.Members {
+		a, ok := applied[m.ID]
+		if !ok || !known {
+			continue
+		}
+		lag := leaderCommit - min(leaderCommit, a)
+		st.Members[i].Lag = &lag
+	}
+	return st, nil
+}
+
+func (n *Node) localStatus() Status {
 	stats := n.raft.Stats()
 	leaderAddr, leaderID := n.raft.LeaderWithID()
-	st := Status{
+	return Status{
 		NodeID:        n.cfg.NodeID,
 		State:         n.raft.State().String(),
 		LeaderID:      string(leaderID),
@@ -135,33 +178,34 @@ func (n *Node) Status(ctx context.Context) (Status, error) {
 		AppliedIndex:  n.fsm.appliedIndex(),
 		Members:       []MemberStatus{},
 	}
-	cf := n.raft.GetConfiguration()
-	if err := cf.Error(); err != nil {
-		return st, err
-	}
-	for _, s := range cf.Configuration().Servers {
-		ms := MemberStatus{
-			ID:          string(s.ID),
-			RaftAddress: string(s.Address),
-			Suffrage:    s.Suffrage.String(),
-			Leader:      s.ID == leaderID,
+}
+
+// peerStatuses fetches the local status of every other member that
+// published an HTTP address, waiting at most half a second.
+func (n *Node) peerStatuses(ctx context.Context, members []MemberStatus) map[string]Status {
+	ctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer cancel()
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	out := map[string]Status{}
+	for _, m := range members {
+		if m.ID == n.cfg.NodeID || m.HTTPAddress == "" {
+			continue
 		}
-		if m, ok := n.Registry().Member(ms.ID); ok {
-			ms.HTTPAddress, ms.TCPAddress = m.HTTPAddress, m.TCPAddress
-		}
-		if ms.ID == n.cfg.NodeID {
-			lag := st.CommitIndex - min(st.CommitIndex, st.AppliedIndex)
-			if n.raft.State() != raft.Leader {
-				lag = 0
-				if st.LastLogIndex >= st.AppliedIndex {
-					lag = st.CommitIndex - min(st.CommitIndex, st.AppliedIndex)
-				}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var st Status
+			if err := n.call(ctx, http.MethodGet, m.HTTPAddress, PathStatus+"?local=true", "", nil, &st); err != nil || st.NodeID != m.ID {
+				return
 			}
-			ms.Lag = &lag
-		}
-		st.Members = append(st.Members, ms)
+			mu.Lock()
+			out[m.ID] = st
+			mu.Unlock()
+		}()
 	}
-	return st, nil
+	wg.Wait()
+	return out
 }
 
 func parseUint(s string) uint64 {

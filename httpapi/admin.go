@@ -94,8 +94,9 @@ func (s *Server) adminError(r *http.Request, err error) *apiError {
 	return errorf(http.StatusInternalServerError, err.Error())
 }
 
-func (s *Server) handleStatus(ctx context.Context, _ http.ResponseWriter, _ *http.Request) (any, error) {
-	st, err := s.cluster.Status(ctx)
+func (s *Server) handleStatus(ctx context.Context, _ http.ResponseWriter, r *http.Request) (any, error) {
+	// local=true: this node alone (what nodes ask each other for lag).
+	st, err := s.cluster.Status(ctx, r.URL.Query().Get("local") == "true")
 	if err != nil {
 		return nil, err
 	}

@@ -40,7 +40,9 @@ type Cluster interface {
 	ReadBarrier(ctx context.Context, level cluster.Consistency) error
 	// ReadState describes the local state for the X-Raftlookupd-* headers.
 	ReadState() cluster.ReadState
-	Status(ctx context.Context) (cluster.Status, error)
+	// Status describes the node and its members; unless local it asks the
+	// other members for their lag.
+	Status(ctx context.Context, local bool) (cluster.Status, error)
 	// Ready reports whether the node has a leader and applied up to its
 	// commit index.
 	Ready() bool

@@ -317,7 +317,7 @@ func (c *fakeCluster) ReadState() cluster.ReadState {
 	return c.readState
 }
 
-func (c *fakeCluster) Status(context.Context) (cluster.Status, error) {
+func (c *fakeCluster) Status(context.Context, bool) (cluster.Status, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.status, c.statusErr
