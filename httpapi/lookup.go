@@ -83,13 +83,9 @@ func (s *Server) handleInfo(http.ResponseWriter, *http.Request) (any, *apiError)
 }
 
 func (s *Server) handleLookup(w http.ResponseWriter, r *http.Request) (any, *apiError) {
-	p, apiErr := queryParams(r)
+	p, topic, apiErr := topicParam(r)
 	if apiErr != nil {
 		return s.readFailed(w, apiErr)
-	}
-	topic, ok := p.get("topic")
-	if !ok {
-		return s.readFailed(w, errMissingTopic)
 	}
 	if apiErr := s.readBarrier(w, r, p); apiErr != nil {
 		return nil, apiErr
@@ -120,13 +116,9 @@ func (s *Server) handleTopics(w http.ResponseWriter, r *http.Request) (any, *api
 }
 
 func (s *Server) handleChannels(w http.ResponseWriter, r *http.Request) (any, *apiError) {
-	p, apiErr := queryParams(r)
+	p, topic, apiErr := topicParam(r)
 	if apiErr != nil {
 		return s.readFailed(w, apiErr)
-	}
-	topic, ok := p.get("topic")
-	if !ok {
-		return s.readFailed(w, errMissingTopic)
 	}
 	if apiErr := s.readBarrier(w, r, p); apiErr != nil {
 		return nil, apiErr

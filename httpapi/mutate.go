@@ -16,13 +16,9 @@ import (
 const wildcardTopic = "*"
 
 func (s *Server) handleCreateTopic(_ http.ResponseWriter, r *http.Request) (any, *apiError) {
-	p, apiErr := queryParams(r)
+	_, topic, apiErr := topicParam(r)
 	if apiErr != nil {
 		return nil, apiErr
-	}
-	topic, ok := p.get("topic")
-	if !ok {
-		return nil, errMissingTopic
 	}
 	if !fsm.ValidName(topic) {
 		return nil, errInvalidTopic
@@ -33,13 +29,9 @@ func (s *Server) handleCreateTopic(_ http.ResponseWriter, r *http.Request) (any,
 // handleDeleteTopic, like nsqlookupd, does not validate the name and never
 // answers 404: deleting what does not exist succeeds.
 func (s *Server) handleDeleteTopic(_ http.ResponseWriter, r *http.Request) (any, *apiError) {
-	p, apiErr := queryParams(r)
+	_, topic, apiErr := topicParam(r)
 	if apiErr != nil {
 		return nil, apiErr
-	}
-	topic, ok := p.get("topic")
-	if !ok {
-		return nil, errMissingTopic
 	}
 	if topic == wildcardTopic {
 		return nil, errInvalidTopic
@@ -66,13 +58,9 @@ func (s *Server) handleDeleteChannel(_ http.ResponseWriter, r *http.Request) (an
 // handleTombstone, like nsqlookupd, validates neither topic nor node and
 // never answers 404; an unknown topic or node is a no-op.
 func (s *Server) handleTombstone(_ http.ResponseWriter, r *http.Request) (any, *apiError) {
-	p, apiErr := queryParams(r)
+	p, topic, apiErr := topicParam(r)
 	if apiErr != nil {
 		return nil, apiErr
-	}
-	topic, ok := p.get("topic")
-	if !ok {
-		return nil, errMissingTopic
 	}
 	if topic == wildcardTopic {
 		return nil, errInvalidTopic
@@ -93,18 +81,14 @@ func (s *Server) handleTombstone(_ http.ResponseWriter, r *http.Request) (any, *
 // topicChannelArgs checks in nsqlookupd's order: missing topic, invalid
 // topic, missing channel, invalid channel.
 func topicChannelArgs(r *http.Request) (topic, channel string, apiErr *apiError) {
-	p, apiErr := queryParams(r)
+	p, topic, apiErr := topicParam(r)
 	if apiErr != nil {
 		return "", "", apiErr
-	}
-	topic, ok := p.get("topic")
-	if !ok {
-		return "", "", errMissingTopic
 	}
 	if !fsm.ValidName(topic) {
 		return "", "", errInvalidTopic
 	}
-	channel, ok = p.get("channel")
+	channel, ok := p.get("channel")
 	if !ok {
 		return "", "", errMissingChannel
 	}

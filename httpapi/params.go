@@ -62,3 +62,18 @@ func (p params) consistency(def cluster.Consistency) (cluster.Consistency, *apiE
 	}
 	return c, nil
 }
+
+// topicParam parses the query and returns it with its required "topic"
+// (present, possibly empty): 400 INVALID_REQUEST or MISSING_ARG_TOPIC
+// otherwise, in nsqlookupd's order.
+func topicParam(r *http.Request) (params, string, *apiError) {
+	p, apiErr := queryParams(r)
+	if apiErr != nil {
+		return nil, "", apiErr
+	}
+	topic, ok := p.get("topic")
+	if !ok {
+		return nil, "", errMissingTopic
+	}
+	return p, topic, nil
+}
