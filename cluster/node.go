@@ -225,17 +225,11 @@ func (n *Node) Registry() *fsm.Registry { return n.fsm.Registry() }
 // Raft exposes the Raft instance for status and metrics.
 func (n *Node) Raft() *raft.Raft { return n.raft }
 
-// ID returns this node's id.
-func (n *Node) ID() string { return n.cfg.NodeID }
-
 // RaftAddress returns the advertised Raft address.
 func (n *Node) RaftAddress() string { return n.cfg.RaftAdvertise }
 
 // OnExpired sets the function called when this node's lease expired.
 func (n *Node) OnExpired(f func()) { n.onExpired.Store(&f) }
-
-// QueueDepth returns the number of commands waiting for replication.
-func (n *Node) QueueDepth() int { return n.queue.depth() }
 
 // Drain prepares a clean stop: it closes this incarnation's sessions with
 // one command (after StartDrain, closing connections queue nothing), waits until the queue is replicated (or ctx

@@ -35,7 +35,6 @@ func (f *FSM) Apply(l *raft.Log) any {
 	defer r.mu.Unlock()
 	res := r.apply(l.Index, &c)
 	r.appliedIndex = l.Index
-	r.generation++
 	return res
 }
 
@@ -64,7 +63,6 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	defer r.mu.Unlock()
 	r.members, r.owners, r.sessions, r.topics, r.batches = fresh.members, fresh.owners, fresh.sessions, fresh.topics, fresh.batches
 	r.appliedIndex = fresh.appliedIndex
-	r.generation++
 	return nil
 }
 

@@ -29,8 +29,6 @@ type Registry struct {
 	batches map[string]batchMark
 	// appliedIndex is the log index of the last applied entry.
 	appliedIndex uint64
-	// generation changes on every Apply and Restore; caches of reads key on it.
-	generation uint64
 }
 
 type owner struct {

@@ -83,14 +83,6 @@ func (r *Registry) Channels(name string) []string {
 	return out
 }
 
-// HasChannel reports whether the key "channel:T:C" exists.
-func (r *Registry) HasChannel(topicName, channelName string) bool {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	t := r.topics[topicName]
-	return t != nil && t.channels[channelName] != nil
-}
-
 // Nodes answers /nodes: one entry per producer identity with at least one
 // active session (inactivity only; tombstoned producers stay listed). Topics
 // are those any active session of the identity registered; a topic counts as
@@ -232,7 +224,6 @@ func (r *Registry) SessionLastUpdate(id SessionID) (int64, bool) {
 // Stats counts what the registry holds, for metrics.
 type Stats struct {
 	Sessions, Topics, Channels, Producers int
-	AppliedIndex                          uint64
 }
 
 // Stats returns the registry's counts. Producers counts topic and channel
@@ -240,7 +231,7 @@ type Stats struct {
 func (r *Registry) Stats() Stats {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	st := Stats{Sessions: len(r.sessions), AppliedIndex: r.appliedIndex}
+	st := Stats{Sessions: len(r.sessions)}
 	for _, t := range r.topics {
 		if t.hasKey {
 			st.Topics++
@@ -252,14 +243,6 @@ func (r *Registry) Stats() Stats {
 		}
 	}
 	return st
-}
-
-// Generation changes whenever the registry changes; a reader may cache an
-// answer and reuse it while the generation is the same.
-func (r *Registry) Generation() uint64 {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	return r.generation
 }
 
 func active(s *session, now int64, f Filter) bool {
