@@ -12,12 +12,11 @@ import (
 
 // appliedFSM wraps the state machine to let readers wait until a log index
 // has been applied locally (read-your-writes after forwarding, linearizable
-// reads).
+// reads). The index itself is the registry's; this only adds the wake-up.
 type appliedFSM struct {
 	*fsm.FSM
 	mu      sync.Mutex
-	index   uint64
-	changed chan struct{} // closed and replaced whenever index grows
+	changed chan struct{} // closed and replaced after every Apply and Restore
 }
 
 func newAppliedFSM() *appliedFSM {
@@ -26,35 +25,32 @@ func newAppliedFSM() *appliedFSM {
 
 func (a *appliedFSM) Apply(l *raft.Log) any {
 	res := a.FSM.Apply(l)
-	a.advance(l.Index)
+	a.wake()
 	return res
 }
 
 func (a *appliedFSM) Restore(rc io.ReadCloser) error {
-	if err := a.FSM.Restore(rc); err != nil {
-		return err
-	}
-	a.advance(a.Registry().AppliedIndex())
-	return nil
+	err := a.FSM.Restore(rc)
+	a.wake()
+	return err
 }
 
-func (a *appliedFSM) advance(index uint64) {
+func (a *appliedFSM) wake() {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if index > a.index {
-		a.index = index
-		close(a.changed)
-		a.changed = make(chan struct{})
-	}
+	close(a.changed)
+	a.changed = make(chan struct{})
 }
 
 // waitApplied returns once index has been applied locally, or ctx ends.
 func (a *appliedFSM) waitApplied(ctx context.Context, index uint64) error {
 	for {
+		// The channel first, then the index: an Apply between the two
+		// closes the channel we hold, so no wake-up is missed.
 		a.mu.Lock()
-		cur, ch := a.index, a.changed
+		ch := a.changed
 		a.mu.Unlock()
-		if cur >= index {
+		if a.appliedIndex() >= index {
 			return nil
 		}
 		select {
@@ -65,8 +61,4 @@ func (a *appliedFSM) waitApplied(ctx context.Context, index uint64) error {
 	}
 }
 
-func (a *appliedFSM) appliedIndex() uint64 {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.index
-}
+func (a *appliedFSM) appliedIndex() uint64 { return a.Registry().AppliedIndex() }
