@@ -35,15 +35,23 @@ type nodesResponse struct {
 	Producers []node `json:"producers"`
 }
 
+// node is a /lookup producer followed by tombstones and topics (an embedded
+// struct's fields are emitted in its place).
 type node struct {
-	RemoteAddress    string   `json:"remote_address"`
-	Hostname         string   `json:"hostname"`
-	BroadcastAddress string   `json:"broadcast_address"`
-	TCPPort          int      `json:"tcp_port"`
-	HTTPPort         int      `json:"http_port"`
-	Version          string   `json:"version"`
-	Tombstones       []bool   `json:"tombstones"`
-	Topics           []string `json:"topics"`
+	lookupProducer
+	Tombstones []bool   `json:"tombstones"`
+	Topics     []string `json:"topics"`
+}
+
+func producerJSON(p fsm.PeerInfo) lookupProducer {
+	return lookupProducer{
+		RemoteAddress:    p.RemoteAddress,
+		Hostname:         p.Hostname,
+		BroadcastAddress: p.BroadcastAddress,
+		TCPPort:          p.TCPPort,
+		HTTPPort:         p.HTTPPort,
+		Version:          p.Version,
+	}
 }
 
 // debugProducer's fields are alphabetical because nsqlookupd marshals a map.
@@ -96,14 +104,7 @@ func (s *Server) handleLookup(w http.ResponseWriter, r *http.Request) (any, *api
 	}
 	producers := make([]lookupProducer, len(peers))
 	for i, pi := range peers {
-		producers[i] = lookupProducer{
-			RemoteAddress:    pi.RemoteAddress,
-			Hostname:         pi.Hostname,
-			BroadcastAddress: pi.BroadcastAddress,
-			TCPPort:          pi.TCPPort,
-			HTTPPort:         pi.HTTPPort,
-			Version:          pi.Version,
-		}
+		producers[i] = producerJSON(pi)
 	}
 	return lookupResponse{Channels: nonNil(channels), Producers: producers}, nil
 }
@@ -134,14 +135,9 @@ func (s *Server) handleNodes(w http.ResponseWriter, r *http.Request) (any, *apiE
 	out := make([]node, len(nodes))
 	for i, n := range nodes {
 		out[i] = node{
-			RemoteAddress:    n.RemoteAddress,
-			Hostname:         n.Hostname,
-			BroadcastAddress: n.BroadcastAddress,
-			TCPPort:          n.TCPPort,
-			HTTPPort:         n.HTTPPort,
-			Version:          n.Version,
-			Topics:           nonNil(n.Topics),
-			Tombstones:       tombstonesFor(n.Topics, n.Tombstones),
+			lookupProducer: producerJSON(n.PeerInfo),
+			Topics:         nonNil(n.Topics),
+			Tombstones:     tombstonesFor(n.Topics, n.Tombstones),
 		}
 	}
 	return nodesResponse{Producers: out}, nil
