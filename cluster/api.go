@@ -119,5 +119,3 @@ const (
 	PathStatus    = "/cluster/status"
 	PathReady     = "/cluster/ready"
 )
-
-func errorsIs(err, target error) bool { return errors.Is(err, target) }

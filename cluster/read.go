@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -94,7 +95,7 @@ func (n *Node) ReadIndex(ctx context.Context) (uint64, error) {
 }
 
 func isNotLeader(err error) bool {
-	return err != nil && (errorsIs(err, ErrNotLeader) || errorsIs(err, raft.ErrNotLeader))
+	return err != nil && (errors.Is(err, ErrNotLeader) || errors.Is(err, raft.ErrNotLeader))
 }
 
 // ReadState describes local state for the X-Raftlookupd-* headers.
