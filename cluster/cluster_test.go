@@ -11,6 +11,7 @@ import (
 
 	"github.com/raftlookupd/raftlookupd/cluster"
 	"github.com/raftlookupd/raftlookupd/fsm"
+	"github.com/raftlookupd/raftlookupd/wire"
 )
 
 func TestSingleNodeBootstrapAndRestart(t *testing.T) {
@@ -41,8 +42,8 @@ func TestSingleNodeBootstrapAndRestart(t *testing.T) {
 		}
 		return nil
 	})
-	if err := n.node.Register(sid, "t", ""); !errors.Is(err, cluster.ErrSessionGone) {
-		t.Fatalf("register on an old incarnation's session: %v, want ErrSessionGone", err)
+	if err := n.node.Register(sid, "t", ""); !errors.Is(err, wire.ErrSessionGone) {
+		t.Fatalf("register on an old incarnation's session: %v, want wire.ErrSessionGone", err)
 	}
 }
 
@@ -115,11 +116,11 @@ func TestLeaderLossKeepsReadsAndWrites(t *testing.T) {
 	tc.waitProducers("before", "nsqd:4150", "n1", "n2", "n3")
 
 	tc.kill(old.id)
-	// Bounded reads keep being served on the survivors through the election.
+	// wire.Bounded reads keep being served on the survivors through the election.
 	deadline := time.Now().Add(3 * time.Second)
 	for time.Now().Before(deadline) {
 		for _, id := range survivors {
-			if err := tc.node(id).node.ReadBarrier(context.Background(), cluster.Bounded); err != nil {
+			if err := tc.node(id).node.ReadBarrier(context.Background(), wire.Bounded); err != nil {
 				t.Fatalf("bounded read on %s during the election: %v", id, err)
 			}
 		}
@@ -158,8 +159,8 @@ func TestOwnerLeaseExpiresAndNodeRecovers(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the node did not notice its lease expired")
 	}
-	if err := f.node.Register(sid, "t", ""); !errors.Is(err, cluster.ErrSessionGone) {
-		t.Fatalf("old session after expiry: %v, want ErrSessionGone", err)
+	if err := f.node.Register(sid, "t", ""); !errors.Is(err, wire.ErrSessionGone) {
+		t.Fatalf("old session after expiry: %v, want wire.ErrSessionGone", err)
 	}
 	// nsqd reconnects: a new session of the new incarnation is listed again.
 	sid2, err := f.node.OpenSession(peer(4150))
@@ -175,26 +176,26 @@ func TestReadConsistencyUnderPartition(t *testing.T) {
 	tc.startThree()
 	f := tc.follower()
 	ctx := context.Background()
-	for _, level := range []cluster.Consistency{cluster.Stale, cluster.Bounded, cluster.Linearizable} {
+	for _, level := range []wire.Consistency{wire.Stale, wire.Bounded, wire.Linearizable} {
 		if err := f.node.ReadBarrier(ctx, level); err != nil {
 			t.Fatalf("%s read on a healthy follower: %v", level, err)
 		}
 	}
 	tc.partition(f.id)
 	waitFor(t, 5*time.Second, func() error {
-		if err := f.node.ReadBarrier(ctx, cluster.Bounded); !errors.Is(err, cluster.ErrLeaderUnreachable) {
+		if err := f.node.ReadBarrier(ctx, wire.Bounded); !errors.Is(err, wire.ErrLeaderUnreachable) {
 			return fmt.Errorf("bounded read on a cut-off follower: %v", err)
 		}
 		return nil
 	})
-	if err := f.node.ReadBarrier(ctx, cluster.Stale); err != nil {
+	if err := f.node.ReadBarrier(ctx, wire.Stale); err != nil {
 		t.Fatalf("stale read on a cut-off follower: %v", err)
 	}
 	// The forwarded read index arrives over HTTP, but the node cannot apply
 	// it while cut off from Raft.
 	lctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
-	if err := f.node.ReadBarrier(lctx, cluster.Linearizable); !errors.Is(err, cluster.ErrLeaderUnreachable) {
+	if err := f.node.ReadBarrier(lctx, wire.Linearizable); !errors.Is(err, wire.ErrLeaderUnreachable) {
 		t.Fatalf("linearizable read on a cut-off follower: %v", err)
 	}
 	// Meanwhile the majority commits a write the follower has not seen.
@@ -204,7 +205,7 @@ func TestReadConsistencyUnderPartition(t *testing.T) {
 	}
 	tc.reconnect(f.id)
 	// The returning node may force one more election; wait it out.
-	waitFor(t, 10*time.Second, func() error { return f.node.ReadBarrier(ctx, cluster.Linearizable) })
+	waitFor(t, 10*time.Second, func() error { return f.node.ReadBarrier(ctx, wire.Linearizable) })
 	if topics := f.node.Registry().Topics(); len(topics) != 1 || topics[0] != "late" {
 		t.Fatalf("linearizable read did not see the write: %v", topics)
 	}
@@ -213,7 +214,7 @@ func TestReadConsistencyUnderPartition(t *testing.T) {
 func TestJoinLeave(t *testing.T) {
 	tc := newTestCluster(t)
 	tc.startThree()
-	n4 := tc.start("n4", func(c *cluster.Config) { c.Join = []string{tc.node("n2").cfg.HTTPAdvertise} })
+	n4 := tc.start("n4", func(c *cluster.Config) { c.Join = []string{raftAddr("n2")} })
 	waitFor(t, 10*time.Second, func() error {
 		st, err := tc.leader().node.Status(context.Background(), false)
 		if err != nil || len(st.Members) != 4 {
@@ -224,14 +225,22 @@ func TestJoinLeave(t *testing.T) {
 	tc.waitReady("n4")
 	// Joining again with the same id and address changes nothing.
 	ctx := context.Background()
-	if err := tc.node("n3").node.Join(ctx, cluster.JoinRequest{ID: "n4", RaftAddress: raftAddr("n4")}); err != nil {
+	if err := tc.node("n3").node.Join(ctx, wire.JoinRequest{ID: "n4", RaftAddress: raftAddr("n4")}); err != nil {
 		t.Fatalf("repeated join: %v", err)
 	}
-	if err := tc.node("n1").node.Leave(ctx, "n9"); !errors.Is(err, cluster.ErrUnknownMember) {
-		t.Fatalf("leave of a non-member: %v, want ErrUnknownMember", err)
+	// Leaving is idempotent for scripts: a non-member leaves successfully
+	// and nothing changes.
+	if err := tc.node("n1").node.Leave(ctx, "n9"); err != nil {
+		t.Fatalf("leave of a non-member: %v, want success", err)
+	}
+	if st, err := tc.leader().node.Status(ctx, true); err != nil || len(st.Members) != 4 {
+		t.Fatalf("after leaving a non-member: %d members, err %v; want 4", len(st.Members), err)
 	}
 	if err := tc.node("n1").node.Leave(ctx, "n4"); err != nil {
 		t.Fatal(err)
+	}
+	if err := tc.node("n1").node.Leave(ctx, "n4"); err != nil {
+		t.Fatalf("repeated leave: %v, want success", err)
 	}
 	waitFor(t, 10*time.Second, func() error {
 		for _, id := range []string{"n1", "n2", "n3"} {
@@ -351,7 +360,7 @@ func TestStatusReportsEveryMembersLag(t *testing.T) {
 			down = n
 		}
 	}
-	down.http.Shutdown(context.Background())
+	tc.net.cut(raftAddr(down.id))
 	st, err := f.node.Status(context.Background(), false)
 	if err != nil {
 		t.Fatal(err)

@@ -1,13 +1,14 @@
 package cluster
 
 import (
-	"github.com/hashicorp/raft"
-
+	"context"
 	"errors"
 	"fmt"
 	"net"
 	"strings"
 	"time"
+
+	"github.com/hashicorp/raft"
 )
 
 // Peer is one server of a static bootstrap configuration.
@@ -47,31 +48,37 @@ type Config struct {
 	NodeID string
 	// DataDir holds raft.db (log and stable store) and snapshots/.
 	DataDir string
-	// RaftBind is the address the Raft transport listens on.
-	RaftBind string
+	// RaftListener is the bound Raft port. It carries raft's streams and the
+	// node-to-node RPC, told apart by a first byte (mux.go), behind mutual
+	// TLS when TLS is set. Required unless Network is set.
+	RaftListener net.Listener
 	// RaftAdvertise is the address peers dial; a host name is kept as is
 	// (re-resolved at every dial), so containers may change IPs.
 	RaftAdvertise string
-	// Transport, when set, replaces the TCP transport (RaftBind is then
-	// unused and RaftAdvertise must be its LocalAddr). Tests use raft's
-	// in-memory transport to cut links between nodes.
-	Transport raft.Transport
-	// HTTPAdvertise and TCPAdvertise are replicated so any node can forward
-	// to the leader and report members.
+	// TLS, when enabled, puts the Raft port behind mutual TLS: a peer
+	// without a certificate signed by the CA is refused at the handshake.
+	TLS TLSFiles
+	// Network, when set, replaces the Raft port: tests use raft's in-memory
+	// transport and an in-memory RPC network so they can cut links.
+	Network *Network
+	// HTTPAdvertise and TCPAdvertise are this node's client addresses,
+	// replicated in its member record so status can report every member's.
 	HTTPAdvertise string
 	TCPAdvertise  string
 
 	// Peers bootstraps a static cluster on a fresh data dir; it must be the
 	// same on every node. Ignored once state exists.
 	Peers []Peer
-	// Join lists HTTP addresses of members to ask for admission until one
-	// accepts.
+	// Join lists Raft addresses of members to ask for admission until one
+	// accepts; a host name that resolves to several addresses stands for
+	// all of them and is resolved again on every attempt.
 	Join []string
 	// Bootstrap, with no Peers and no Join, makes a fresh node a
 	// single-server cluster. False: wait to be added.
 	Bootstrap bool
 
-	// AdminToken, when set, is sent with every node-to-node request.
+	// AdminToken, when set, is required on every node-to-node request and
+	// sent with this node's own.
 	AdminToken string
 
 	// LeaseRenewInterval (default 2s): how often a node renews its owner lease
@@ -109,7 +116,7 @@ type Config struct {
 	// MaxBatch is the most commands one log entry carries (default 4096).
 	MaxBatch int
 	// MaxQueue is the most commands waiting for replication (default 1<<20);
-	// beyond it new commands fail with ErrQueueFull.
+	// beyond it new commands fail with wire.ErrQueueFull.
 	MaxQueue int
 }
 
@@ -144,9 +151,9 @@ func (c Config) Validate() error {
 	if c.DataDir == "" {
 		bad("data dir is empty")
 	}
-	addrs := map[string]string{"raft advertise": c.RaftAdvertise, "http advertise": c.HTTPAdvertise}
-	if c.Transport == nil {
-		addrs["raft bind"] = c.RaftBind
+	addrs := map[string]string{"raft advertise": c.RaftAdvertise}
+	if c.Network != nil && c.TLS.Enabled() {
+		bad("TLS applies to the Raft port, not to a test network")
 	}
 	for name, addr := range addrs {
 		if _, _, err := net.SplitHostPort(addr); err != nil {
@@ -192,4 +199,14 @@ func (c Config) Validate() error {
 		bad("max batch %d must be positive and at most max queue %d", c.MaxBatch, c.MaxQueue)
 	}
 	return errors.Join(errs...)
+}
+
+// Network replaces the Raft port in tests.
+type Network struct {
+	// Transport is raft's transport; its LocalAddr must be RaftAdvertise.
+	Transport raft.Transport
+	// RPC accepts this node's incoming node-to-node RPC streams.
+	RPC net.Listener
+	// Dial opens an RPC stream to the member whose Raft address is addr.
+	Dial func(ctx context.Context, addr string) (net.Conn, error)
 }

@@ -3,7 +3,6 @@ package cluster_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -14,23 +13,23 @@ import (
 
 	"github.com/raftlookupd/raftlookupd/cluster"
 	"github.com/raftlookupd/raftlookupd/fsm"
-	"github.com/raftlookupd/raftlookupd/httpapi"
 )
 
-// testCluster runs nodes in-process: real Raft on real boltdb files, the
-// real HTTP API for node-to-node calls, and raft's in-memory transport so
-// tests can cut links.
+// testCluster runs nodes in-process: real Raft on real boltdb files, and
+// in-memory links (raft's in-memory transport, memNet for the node-to-node
+// RPC) so tests can cut them.
 type testCluster struct {
 	t     *testing.T
 	mu    sync.Mutex
 	nodes map[string]*testNode
+	net   *memNet
 }
 
 type testNode struct {
 	id        string
 	dir       string
 	node      *cluster.Node
-	http      *httpapi.Server
+	rpc       *memListener
 	transport *raft.InmemTransport
 	expired   chan struct{}
 	cfg       cluster.Config
@@ -50,7 +49,7 @@ func fastConfig() cluster.Config {
 }
 
 func newTestCluster(t *testing.T) *testCluster {
-	tc := &testCluster{t: t, nodes: map[string]*testNode{}}
+	tc := &testCluster{t: t, nodes: map[string]*testNode{}, net: newMemNet()}
 	t.Cleanup(func() {
 		for _, n := range tc.all() {
 			n.stop()
@@ -81,36 +80,29 @@ func (tc *testCluster) start(id string, mutate func(*cluster.Config)) *testNode 
 		dir = prev.dir
 	}
 	_, trans := raft.NewInmemTransport(raft.ServerAddress(raftAddr(id)))
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tc.t.Fatal(err)
-	}
+	rpcLn := tc.net.listen(raftAddr(id))
 	cfg := fastConfig()
 	cfg.NodeID = id
 	cfg.DataDir = dir
-	cfg.Transport = trans
+	cfg.Network = &cluster.Network{Transport: trans, RPC: rpcLn, Dial: tc.net.dialer(raftAddr(id))}
 	cfg.RaftAdvertise = raftAddr(id)
-	cfg.HTTPAdvertise = ln.Addr().String()
-	cfg.TCPAdvertise = "127.0.0.1:1"
+	cfg.HTTPAdvertise = id + ":4161"
+	cfg.TCPAdvertise = id + ":4160"
 	if mutate != nil {
 		mutate(&cfg)
 	}
 	logger := hclog.New(&hclog.LoggerOptions{Name: id, Level: hclog.Warn, Output: testWriter{tc.t}})
 	node, err := cluster.New(cfg, logger)
 	if err != nil {
-		ln.Close()
+		rpcLn.Close()
 		tc.t.Fatalf("start %s: %v", id, err)
 	}
-	hcfg := httpapi.DefaultConfig()
-	hcfg.Listener = ln
-	hcfg.AdminToken = cfg.AdminToken
-	hs, err := httpapi.New(hcfg, node.Registry(), node, logger)
-	if err != nil {
-		tc.t.Fatal(err)
-	}
-	go hs.Serve()
-	n := &testNode{id: id, dir: dir, node: node, http: hs, transport: trans, expired: make(chan struct{}, 16), cfg: cfg}
-	node.OnExpired(func() { n.expired <- struct{}{} })
+	n := &testNode{id: id, dir: dir, node: node, rpc: rpcLn, transport: trans, expired: make(chan struct{}, 16), cfg: cfg}
+	go func() {
+		for range node.Expired() {
+			n.expired <- struct{}{}
+		}
+	}()
 	tc.mu.Lock()
 	tc.nodes[id] = n
 	tc.mu.Unlock()
@@ -121,6 +113,7 @@ func (tc *testCluster) start(id string, mutate func(*cluster.Config)) *testNode 
 // reconnect links node id's transport with every other running node.
 func (tc *testCluster) reconnect(id string) {
 	n := tc.node(id)
+	tc.net.heal(raftAddr(id))
 	for _, o := range tc.all() {
 		if o.id == id || o.node == nil {
 			continue
@@ -130,9 +123,10 @@ func (tc *testCluster) reconnect(id string) {
 	}
 }
 
-// partition cuts node id off from every other node (Raft links only).
+// partition cuts node id off from every other node: Raft links and RPC.
 func (tc *testCluster) partition(id string) {
 	n := tc.node(id)
+	tc.net.cut(raftAddr(id))
 	n.transport.DisconnectAll()
 	for _, o := range tc.all() {
 		if o.id != id {
@@ -154,7 +148,6 @@ func (n *testNode) stop() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	n.http.Shutdown(ctx)
 	n.node.Shutdown(ctx)
 	n.node = nil
 }

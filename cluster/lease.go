@@ -1,11 +1,7 @@
 package cluster
 
 import (
-	"context"
-	"errors"
 	"time"
-
-	"github.com/hashicorp/raft"
 
 	"github.com/raftlookupd/raftlookupd/fsm"
 )
@@ -23,9 +19,9 @@ func (n *Node) leaseLoop() {
 		case <-n.ctx.Done():
 			return
 		case <-t.C:
-			n.sessions.renew()
+			n.renewLease()
 		case <-n.sessions.kick:
-			n.sessions.renew()
+			n.renewLease()
 		case <-check.C:
 			n.catchUp()
 			n.checkExpired()
@@ -45,8 +41,9 @@ func (n *Node) checkExpired() {
 	}
 	inc := n.sessions.newIncarnation()
 	n.logger.Warn("this node's lease expired; its sessions were dropped, closing client connections", "new_incarnation", inc)
-	if f := n.onExpired.Load(); f != nil {
-		(*f)()
+	select {
+	case n.expired <- struct{}{}:
+	default: // one pending signal closes every connection
 	}
 }
 
@@ -62,9 +59,7 @@ type published struct {
 // a record applied and later deleted (leave, then join again while running)
 // is published anew.
 func (n *Node) publishMember(last published) published {
-	n.memberMu.Lock()
 	want := fsm.Member{ID: n.cfg.NodeID, RaftAddress: n.cfg.RaftAdvertise, HTTPAddress: n.cfg.HTTPAdvertise, TCPAddress: n.cfg.TCPAdvertise}
-	n.memberMu.Unlock()
 	if got, ok := n.Registry().Member(n.cfg.NodeID); ok && got == want {
 		return published{want: want}
 	}
@@ -81,115 +76,8 @@ func (n *Node) publishMember(last published) published {
 	return published{want: want, done: n.queue.enqueueWait(fsm.Command{Op: fsm.OpSetMember, Member: want})}
 }
 
-func (n *Node) isMember() bool {
-	f := n.raft.GetConfiguration()
-	if f.Error() != nil {
-		return false
-	}
-	for _, s := range f.Configuration().Servers {
-		if string(s.ID) == n.cfg.NodeID {
-			return true
-		}
-	}
-	return false
-}
-
-// leaderLoop runs leader-only duties while this node leads. Raft's NotifyCh
-// is reliable (never drops a transition); each gain rebuilds the duty's state
-// from the state machine after a Barrier.
-func (n *Node) leaderLoop() {
-	var stop context.CancelFunc
-	done := make(chan struct{})
-	close(done)
-	for {
-		select {
-		case <-n.ctx.Done():
-			if stop != nil {
-				stop()
-			}
-			<-done
-			return
-		case leader := <-n.leaderCh:
-			if stop != nil {
-				stop()
-				<-done
-				stop = nil
-			}
-			n.leaderReady.Store(false)
-			if !leader {
-				n.logger.Info("lost leadership")
-				continue
-			}
-			n.logger.Info("gained leadership")
-			var ctx context.Context
-			ctx, stop = context.WithCancel(n.ctx)
-			done = make(chan struct{})
-			go func() {
-				defer close(done)
-				n.leaseExpiry(ctx)
-			}()
-		}
-	}
-}
-
-// leaseExpiry expires owners whose lease renewals stopped. It never compares
-// clocks across machines: it watches each owner's last renewal index and
-// measures, on this node's clock, how long it has not changed.
-func (n *Node) leaseExpiry(ctx context.Context) {
-	for ctx.Err() == nil {
-		if err := n.raft.Barrier(n.cfg.WriteTimeout).Error(); err == nil {
-			break
-		} else if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
-			return
-		}
-	}
-	if ctx.Err() != nil {
-		return
-	}
-	n.leaderReady.Store(true)
-
-	type watch struct {
-		inc      uint64
-		index    uint64
-		deadline time.Time
-		expiring bool
-	}
-	watches := map[string]*watch{}
-	t := time.NewTicker(min(n.cfg.LeaseTimeout/10, 250*time.Millisecond))
-	defer t.Stop()
-	for {
-		now := time.Now()
-		seen := map[string]bool{}
-		for _, o := range n.Registry().Owners() {
-			seen[o.ID] = true
-			if o.Expired || o.ID == n.cfg.NodeID {
-				delete(watches, o.ID)
-				continue
-			}
-			w := watches[o.ID]
-			if w == nil || w.inc != o.Incarnation || w.index != o.RenewIndex {
-				// New leader, new incarnation or a fresh renewal: a full
-				// timeout from now.
-				watches[o.ID] = &watch{inc: o.Incarnation, index: o.RenewIndex, deadline: now.Add(n.cfg.LeaseTimeout)}
-				continue
-			}
-			if now.After(w.deadline) && !w.expiring {
-				w.expiring = true
-				n.logger.Warn("owner lease expired; dropping its sessions", "owner", o.ID, "incarnation", o.Incarnation, "sessions", o.Sessions)
-				if err := n.queue.enqueue(fsm.Command{Op: fsm.OpExpireLease, Session: fsm.SessionID{Owner: o.ID, Incarnation: o.Incarnation}, RenewIndex: o.RenewIndex}); err != nil {
-					w.expiring = false
-				}
-			}
-		}
-		for id := range watches {
-			if !seen[id] {
-				delete(watches, id)
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+func (n *Node) renewLease() {
+	if err := n.sessions.renew(); err != nil {
+		n.logger.Warn("cannot queue lease renewal", "error", err)
 	}
 }

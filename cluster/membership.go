@@ -4,28 +4,36 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"time"
 
 	"github.com/hashicorp/raft"
 
 	"github.com/raftlookupd/raftlookupd/fsm"
+	"github.com/raftlookupd/raftlookupd/wire"
 )
 
 // Join adds a server, on the leader (followers forward). It is idempotent:
 // the same id at the same address with the same suffrage changes nothing;
 // the same id at a new address replaces the old entry.
-func (n *Node) Join(ctx context.Context, req JoinRequest) error {
-	if req.ID == "" || req.RaftAddress == "" {
-		return fmt.Errorf("%w: join needs id and raft_address", ErrBadRequest)
-	}
+func (n *Node) Join(ctx context.Context, req wire.JoinRequest) error {
 	err := n.joinLocal(req)
 	if errors.Is(err, raft.ErrNotLeader) {
-		return n.forwardJSON(ctx, PathJoin, req, nil)
+		return n.toLeader(ctx, rpcJoin, req)
 	}
 	return err
 }
 
-func (n *Node) joinLocal(req JoinRequest) error {
+func (n *Node) joinLocal(req wire.JoinRequest) error {
+	if req.ID == "" || req.RaftAddress == "" {
+		return fmt.Errorf("%w: join needs id and raft_address", wire.ErrBadRequest)
+	}
+	if len(req.ID) > fsm.MaxNodeIDLen {
+		return fmt.Errorf("%w: id longer than %d bytes", wire.ErrBadRequest, fsm.MaxNodeIDLen)
+	}
+	if _, _, err := net.SplitHostPort(req.RaftAddress); err != nil || len(req.RaftAddress) > fsm.MaxAddressLen {
+		return fmt.Errorf("%w: raft_address %q: want host:port", wire.ErrBadRequest, req.RaftAddress)
+	}
 	cf := n.raft.GetConfiguration()
 	if err := cf.Error(); err != nil {
 		return err
@@ -61,49 +69,69 @@ func (n *Node) joinLocal(req JoinRequest) error {
 	return nil
 }
 
-// Leave removes a server, on the leader (followers forward).
+// Leave removes a server, on the leader (followers forward). Leaving a
+// server that is not a member succeeds and changes nothing, so scripts can
+// repeat it. The leader leaving hands leadership over first; the call
+// returns once the configuration no longer holds the server.
 func (n *Node) Leave(ctx context.Context, id string) error {
-	if id == "" {
-		return fmt.Errorf("%w: leave needs an id", ErrBadRequest)
-	}
-	err := n.leaveLocal(id)
+	err := n.leaveLocal(ctx, id)
 	if errors.Is(err, raft.ErrNotLeader) {
-		return n.forwardJSON(ctx, PathLeave, LeaveRequest{ID: id}, nil)
+		return n.toLeader(ctx, rpcLeave, wire.LeaveRequest{ID: id})
 	}
-	if err != nil {
-		return err
-	}
-	// Forget its addresses; its sessions go when its lease lapses.
-	return n.Propose(ctx, fsm.Command{Op: fsm.OpRemoveMember, Member: fsm.Member{ID: id}})
+	return err
 }
 
-func (n *Node) leaveLocal(id string) error {
+func (n *Node) leaveLocal(ctx context.Context, id string) error {
+	if id == "" {
+		return fmt.Errorf("%w: leave needs an id", wire.ErrBadRequest)
+	}
 	if n.raft.State() != raft.Leader {
 		// A read of the configuration on a follower may be stale; the
 		// leader decides membership.
 		return raft.ErrNotLeader
 	}
-	cf := n.raft.GetConfiguration()
-	if err := cf.Error(); err != nil {
-		return err
+	if _, ok := n.serverAddress(id); !ok {
+		n.logger.Info("leave of a server that is not a member: nothing to do", "id", id)
+		return nil
 	}
-	for _, s := range cf.Configuration().Servers {
-		if string(s.ID) == id {
-			if err := n.raft.RemoveServer(s.ID, 0, 0).Error(); err != nil {
-				return fmt.Errorf("remove %s: %w", id, err)
-			}
-			n.logger.Info("member removed", "id", id)
-			return nil
+	if id == n.cfg.NodeID {
+		if n.voters() < 2 {
+			return fmt.Errorf("%w: %q is the only voter; a cluster cannot remove its last voter", wire.ErrBadRequest, id)
 		}
+		// Hand over first: the next leader removes this node, and this one
+		// waits for the answer, so the call returns once it is out.
+		if err := n.raft.LeadershipTransfer().Error(); err != nil && !errors.Is(err, raft.ErrNotLeader) {
+			return fmt.Errorf("%w: hand leadership over before leaving: %v", wire.ErrNoLeader, err)
+		}
+		return raft.ErrNotLeader
 	}
-	return fmt.Errorf("%w: %q", ErrUnknownMember, id)
+	if err := n.raft.RemoveServer(raft.ServerID(id), 0, 0).Error(); err != nil {
+		return fmt.Errorf("remove %s: %w", id, err)
+	}
+	n.logger.Info("member removed", "id", id)
+	// Forget its addresses; its sessions go when its lease lapses.
+	if err := n.proposeLeader(fsm.Command{Op: fsm.OpRemoveMember, Member: fsm.Member{ID: id}}); err != nil {
+		n.logger.Warn("member removed, but its record was not", "id", id, "error", err)
+	}
+	return nil
 }
 
 // TransferLeadership hands leadership to id, or to the most up-to-date
 // voter when id is empty.
 func (n *Node) TransferLeadership(ctx context.Context, id string) error {
+	err := n.transferLocal(ctx, id)
+	if errors.Is(err, raft.ErrNotLeader) {
+		return n.toLeader(ctx, rpcTransfer, wire.TransferRequest{ID: id})
+	}
+	return err
+}
+
+func (n *Node) transferLocal(_ context.Context, id string) error {
 	if n.raft.State() != raft.Leader {
-		return n.forwardJSON(ctx, PathTransfer, TransferRequest{ID: id}, nil)
+		return raft.ErrNotLeader
+	}
+	if n.voters() < 2 {
+		return fmt.Errorf("%w: no other voter to hand leadership to", wire.ErrBadRequest)
 	}
 	var f raft.Future
 	if id == "" {
@@ -111,44 +139,57 @@ func (n *Node) TransferLeadership(ctx context.Context, id string) error {
 	} else {
 		addr, ok := n.serverAddress(id)
 		if !ok {
-			return fmt.Errorf("%w: %q", ErrUnknownMember, id)
+			return fmt.Errorf("%w: %q", wire.ErrUnknownMember, id)
+		}
+		if id == n.cfg.NodeID {
+			return nil // already leads
 		}
 		f = n.raft.LeadershipTransferToServer(raft.ServerID(id), addr)
 	}
-	return f.Error()
+	if err := f.Error(); err != nil {
+		return fmt.Errorf("%w: leadership transfer: %v", wire.ErrNoLeader, err)
+	}
+	return nil
 }
 
-func (n *Node) serverAddress(id string) (raft.ServerAddress, bool) {
-	cf := n.raft.GetConfiguration()
-	if cf.Error() != nil {
-		return "", false
-	}
-	for _, s := range cf.Configuration().Servers {
-		if string(s.ID) == id {
-			return s.Address, true
+// toLeader sends an admin request to the leader's RPC. While no leader is
+// known (an election, or a hand-over this node just made) it waits for one
+// until ctx ends.
+func (n *Node) toLeader(ctx context.Context, path string, req any) error {
+	for {
+		addr, err := n.leaderRaftAddress()
+		if err == nil && addr != n.cfg.RaftAdvertise {
+			return n.rpcc.call(ctx, addr, path, req, nil)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w: %v", wire.ErrNoLeader, ctx.Err())
+		case <-time.After(10 * time.Millisecond):
 		}
 	}
-	return "", false
 }
 
-// joinLoop asks the -join addresses, in turn, to add this node until one
-// accepts or this node shows up in the configuration.
+// joinLoop asks the -join addresses (Raft addresses of members), in turn,
+// to add this node until one accepts or this node shows up in the
+// configuration. A host name is resolved again on every round and stands
+// for every address it resolves to.
 func (n *Node) joinLoop() {
 	backoff := 200 * time.Millisecond
-	req := JoinRequest{ID: n.cfg.NodeID, RaftAddress: n.cfg.RaftAdvertise}
-	for i := 0; ; i++ {
+	req := wire.JoinRequest{ID: n.cfg.NodeID, RaftAddress: n.cfg.RaftAdvertise}
+	for {
 		if n.isMember() {
 			return
 		}
-		addr := n.cfg.Join[i%len(n.cfg.Join)]
-		ctx, cancel := context.WithTimeout(n.ctx, n.cfg.WriteTimeout)
-		err := n.callJoin(ctx, addr, req)
-		cancel()
-		if err == nil {
-			n.logger.Info("joined the cluster", "via", addr)
-			return
+		for _, addr := range n.joinTargets() {
+			ctx, cancel := context.WithTimeout(n.ctx, n.cfg.WriteTimeout)
+			err := n.rpcc.call(ctx, addr, rpcJoin, req, nil)
+			cancel()
+			if err == nil {
+				n.logger.Info("joined the cluster", "via", addr)
+				return
+			}
+			n.logger.Warn("join attempt failed; retrying", "via", addr, "error", err, "retry_in", backoff)
 		}
-		n.logger.Warn("join attempt failed; retrying", "via", addr, "error", err, "retry_in", backoff)
 		select {
 		case <-n.ctx.Done():
 			return
@@ -156,4 +197,31 @@ func (n *Node) joinLoop() {
 		}
 		backoff = min(backoff*2, 5*time.Second)
 	}
+}
+
+func (n *Node) joinTargets() []string {
+	var out []string
+	for _, j := range n.cfg.Join {
+		host, port, err := net.SplitHostPort(j)
+		if err != nil {
+			continue
+		}
+		if net.ParseIP(host) != nil {
+			out = append(out, j)
+			continue
+		}
+		ctx, cancel := context.WithTimeout(n.ctx, time.Second)
+		addrs, err := net.DefaultResolver.LookupHost(ctx, host)
+		cancel()
+		if err != nil || len(addrs) == 0 {
+			out = append(out, j) // let the dial report the failure
+			continue
+		}
+		for _, a := range addrs {
+			if self := net.JoinHostPort(a, port); self != n.cfg.RaftAdvertise {
+				out = append(out, self)
+			}
+		}
+	}
+	return out
 }

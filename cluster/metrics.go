@@ -15,30 +15,6 @@ type nodeMetrics struct {
 	leaderChanges metrics.Counter
 }
 
-// observeLeaders counts leader changes as this node sees them, and wakes
-// requests waiting on the old leader.
-func (n *Node) observeLeaders() {
-	ch := make(chan raft.Observation, 16)
-	obs := raft.NewObserver(ch, false, func(o *raft.Observation) bool {
-		_, ok := o.Data.(raft.LeaderObservation)
-		return ok
-	})
-	n.raft.RegisterObserver(obs)
-	defer n.raft.DeregisterObserver(obs)
-	for {
-		select {
-		case <-n.ctx.Done():
-			return
-		case <-ch:
-			n.metrics.leaderChanges.Inc()
-			n.leaderChange.Lock()
-			close(n.leaderChanged)
-			n.leaderChanged = make(chan struct{})
-			n.leaderChange.Unlock()
-		}
-	}
-}
-
 // WriteMetrics writes the node's Raft, replication and registry metrics.
 func (n *Node) WriteMetrics(w *metrics.Writer) {
 	state := n.raft.State()

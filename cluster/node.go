@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
@@ -23,46 +22,37 @@ import (
 
 // Node is one raftlookupd server: a Raft peer whose state machine is the
 // registry, the queue that replicates this node's commands, its sessions and
-// its owner lease.
+// owner lease, and both halves of the node-to-node RPC. See doc.go for the
+// invariants it keeps.
 type Node struct {
 	cfg    Config
 	logger hclog.Logger
 
 	fsm       *appliedFSM
 	raft      *raft.Raft
-	transport *raft.NetworkTransport
+	transport raft.Transport
 	store     *raftboltdb.BoltStore
-	client    *http.Client
+
+	mux   *mux      // nil with a test network
+	tls   *tlsFiles // nil without TLS
+	rpc   *rpcServer
+	rpcc  *rpcClient
+	peers *memberIPs
 
 	queue    *queue
 	sessions *sessions
-
-	// leaderReady is set once this node, as leader, applied everything
-	// committed before its term (a Barrier), so its commit index is safe to
-	// serve linearizable reads from.
-	leaderReady atomic.Bool
+	leader   leadership
 	// caughtUp is set once this node applied a commit index it obtained
 	// from a leader after it started. Until then its state may be far
 	// behind (a restarted follower replays nothing until the leader's
 	// replication reaches it), so bounded reads and readiness wait for it.
 	caughtUp atomic.Bool
-	leaderCh chan bool
-
-	// onExpired is called when this node learns its lease expired and its
-	// sessions were dropped: client connections must close so nsqd
+	// expired receives a value when this node learns its lease expired and
+	// its sessions were dropped: client connections must close so nsqd
 	// reconnects and registers again.
-	onExpired atomic.Pointer[func()]
+	expired chan struct{}
 
 	metrics nodeMetrics
-
-	// leaderChanged is closed (and replaced) whenever the leader changes, so
-	// a request forwarded to a leader that just stopped leading, or froze,
-	// gives up at once instead of at its timeout.
-	leaderChange  sync.Mutex
-	leaderChanged chan struct{}
-
-	// memberMu guards cfg.TCPAdvertise, set once after New.
-	memberMu sync.Mutex
 
 	ctx      context.Context
 	cancel   context.CancelFunc
@@ -71,56 +61,82 @@ type Node struct {
 	shutErr  error
 }
 
-// New opens the stores in cfg.DataDir, starts Raft, bootstraps when the
-// configuration asks for it, and starts the node's loops.
-func New(cfg Config, logger hclog.Logger) (*Node, error) {
+// New opens the stores in cfg.DataDir, starts Raft and the node-to-node RPC
+// on the Raft port, bootstraps when the configuration asks for it, and
+// starts the node's loops. On error everything it opened is closed again,
+// cfg.RaftListener included.
+func New(cfg Config, logger hclog.Logger) (n *Node, err error) {
 	if err := cfg.Validate(); err != nil {
+		if cfg.RaftListener != nil {
+			cfg.RaftListener.Close()
+		}
 		return nil, fmt.Errorf("cluster config: %w", err)
+	}
+	if cfg.Network == nil && cfg.RaftListener == nil {
+		return nil, errors.New("cluster config: no raft listener")
 	}
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
+	n = &Node{
+		cfg:     cfg,
+		logger:  logger,
+		fsm:     newAppliedFSM(),
+		expired: make(chan struct{}, 1),
+		leader:  newLeadership(),
+		metrics: nodeMetrics{commitLatency: metrics.NewHistogram(metrics.LatencyBuckets)},
+	}
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	defer func() {
+		if err != nil {
+			n.closeNetworkAndStore()
+		}
+	}()
+
+	// The network first: it owns the listener, which must close on error.
+	var rpcLn net.Listener
+	var dial func(ctx context.Context, addr string) (net.Conn, error)
+	if cfg.Network != nil {
+		n.transport, rpcLn, dial = cfg.Network.Transport, cfg.Network.RPC, cfg.Network.Dial
+	} else {
+		if cfg.TLS.Enabled() {
+			if n.tls, err = loadTLS(cfg.TLS); err != nil {
+				cfg.RaftListener.Close()
+				return nil, err
+			}
+		}
+		n.mux = newMux(cfg.RaftListener, n.tls, logger.Named("raft-port"))
+		n.transport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+			Stream:  &raftStream{m: n.mux, advertise: hostAddr(cfg.RaftAdvertise)},
+			MaxPool: 3,
+			Timeout: 10 * time.Second,
+			Logger:  logger.Named("raft-net"),
+		})
+		rpcLn = n.mux.rpc
+		dial = func(ctx context.Context, addr string) (net.Conn, error) { return n.mux.dial(ctx, addr, streamRPC) }
+	}
+	n.rpcc = newRPCClient(dial, cfg.AdminToken, cfg.WriteTimeout)
+	n.peers = &memberIPs{servers: n.serverAddresses, resolve: lookupIP}
+	n.rpc = newRPCServer(n, rpcLn, logger.Named("rpc"))
+
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
-	n := &Node{
-		cfg:      cfg,
-		logger:   logger,
-		fsm:      newAppliedFSM(),
-		client:   &http.Client{Timeout: cfg.WriteTimeout},
-		leaderCh: make(chan bool, 16),
-
-		leaderChanged: make(chan struct{}),
-		metrics:       nodeMetrics{commitLatency: metrics.NewHistogram(metrics.LatencyBuckets)},
-	}
-	n.ctx, n.cancel = context.WithCancel(context.Background())
-
 	// NoFreelistSync: a commit does not rewrite bolt's free-page list (it
 	// is rebuilt by a scan at open). Entries are still fsynced; each commit
 	// just writes less, which shortens every Raft round trip.
-	store, err := raftboltdb.New(raftboltdb.Options{
-		Path:        filepath.Join(cfg.DataDir, "raft.db"),
+	path := filepath.Join(cfg.DataDir, "raft.db")
+	n.store, err = raftboltdb.New(raftboltdb.Options{
+		Path:        path,
 		BoltOptions: &bbolt.Options{Timeout: time.Second, NoFreelistSync: true, FreelistType: bbolt.FreelistMapType},
 	})
 	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", filepath.Join(cfg.DataDir, "raft.db"), err)
+		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	n.store = store
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.DataDir, 2, logger.Named("snapshot"))
 	if err != nil {
-		store.Close()
 		return nil, fmt.Errorf("snapshot store: %w", err)
 	}
-	var transport raft.Transport = cfg.Transport
-	if transport == nil {
-		nt, advertise, err := newTCPTransport(cfg, logger)
-		if err != nil {
-			store.Close()
-			return nil, err
-		}
-		n.transport, n.cfg.RaftAdvertise, transport = nt, advertise, nt
-	}
-	advertise := n.cfg.RaftAdvertise
 
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(cfg.NodeID)
@@ -131,32 +147,32 @@ func New(cfg Config, logger hclog.Logger) (*Node, error) {
 	rc.SnapshotInterval = cfg.SnapshotInterval
 	rc.SnapshotThreshold = cfg.SnapshotThreshold
 	rc.TrailingLogs = cfg.TrailingLogs
-	rc.NotifyCh = n.leaderCh
+	rc.NotifyCh = n.leader.notify
 	rc.Logger = logger.Named("raft")
 
-	recovered, err := recoverCluster(cfg, rc, store, store, snaps, transport)
+	recovered, err := recoverCluster(cfg, rc, n.store, n.store, snaps, n.transport)
 	if err != nil {
-		n.closeTransportAndStore()
 		return nil, err
 	}
 	if recovered {
 		logger.Warn("recovered from quorum loss: Raft configuration rewritten from "+PeersFile, "data_dir", cfg.DataDir)
 	}
-	existing, err := raft.HasExistingState(store, store, snaps)
+	existing, err := raft.HasExistingState(n.store, n.store, snaps)
 	if err != nil {
-		n.closeTransportAndStore()
 		return nil, fmt.Errorf("inspect raft state: %w", err)
 	}
-	r, err := raft.NewRaft(rc, n.fsm, store, store, snaps, transport)
+	r, err := raft.NewRaft(rc, n.fsm, n.store, n.store, snaps, n.transport)
 	if err != nil {
-		n.closeTransportAndStore()
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
 	n.raft = r
+	defer func() {
+		if err != nil {
+			n.raft.Shutdown().Error()
+		}
+	}()
 	if !existing {
 		if err := n.bootstrap(); err != nil {
-			n.raft.Shutdown().Error()
-			n.closeTransportAndStore()
 			return nil, err
 		}
 	} else {
@@ -165,25 +181,35 @@ func New(cfg Config, logger hclog.Logger) (*Node, error) {
 
 	incarnation, err := nextIncarnation(cfg.DataDir)
 	if err != nil {
-		n.raft.Shutdown().Error()
-		n.closeTransportAndStore()
 		return nil, fmt.Errorf("incarnation: %w", err)
 	}
-	n.queue = newQueue(n, incarnation)
-	n.sessions = newSessions(n, incarnation)
+	n.queue = newQueue(queueConfig{
+		origin:   cfg.NodeID,
+		inc:      incarnation,
+		maxBatch: cfg.MaxBatch,
+		maxQueue: cfg.MaxQueue,
+		commit:   n.commitBatch,
+		refused:  func(ids []fsm.SessionID) { n.sessions.refused(ids) },
+		metrics:  &n.metrics,
+		logger:   logger.Named("queue"),
+	})
+	n.sessions = newSessions(cfg.NodeID, incarnation, cfg.InactiveProducerTimeout, n.queue)
 	// The lease renewal opening this incarnation goes first in the queue:
 	// sessions opened later name it, and the state machine drops commands of
 	// incarnations it has not seen.
-	n.sessions.renew()
+	if err := n.sessions.renew(); err != nil {
+		return nil, fmt.Errorf("open incarnation: %w", err)
+	}
 
+	n.start(n.rpc.serve)
 	n.start(n.observeLeaders)
-	n.start(n.queue.run)
+	n.start(func() { n.queue.run(n.ctx) })
 	n.start(n.leaseLoop)
 	n.start(n.leaderLoop)
 	if !existing && len(cfg.Join) > 0 {
 		n.start(n.joinLoop)
 	}
-	logger.Info("node started", "id", cfg.NodeID, "raft", advertise, "incarnation", incarnation)
+	logger.Info("node started", "id", cfg.NodeID, "raft", cfg.RaftAdvertise, "tls", n.tls != nil, "incarnation", incarnation)
 	return n, nil
 }
 
@@ -228,35 +254,31 @@ func (n *Node) Raft() *raft.Raft { return n.raft }
 // RaftAddress returns the advertised Raft address.
 func (n *Node) RaftAddress() string { return n.cfg.RaftAdvertise }
 
-// OnExpired sets the function called when this node's lease expired.
-func (n *Node) OnExpired(f func()) { n.onExpired.Store(&f) }
+// Expired receives a value each time this node learns that the leader
+// expired its lease and dropped its sessions; the owner of the client
+// connections must then close them all.
+func (n *Node) Expired() <-chan struct{} { return n.expired }
 
-// Drain prepares a clean stop: it closes this incarnation's sessions with
-// one command (after StartDrain, closing connections queue nothing), waits until the queue is replicated (or ctx
-// ends), and hands leadership over if this node leads. The node keeps
-// serving reads. Call it after the TCP server stopped.
-func (n *Node) Drain(ctx context.Context) error {
-	done := n.queue.enqueueWait(fsm.Command{Op: fsm.OpCloseOwner, Session: fsm.SessionID{Owner: n.cfg.NodeID, Incarnation: n.sessions.incarnation()}})
-	var err error
-	select {
-	case err = <-done:
-	case <-ctx.Done():
-		err = fmt.Errorf("drain: %w", ctx.Err())
+// ReloadTLS reads the certificate, key and CA files again; new handshakes
+// use them, established streams keep theirs. Without TLS it does nothing.
+func (n *Node) ReloadTLS() error {
+	if n.tls == nil {
+		return nil
 	}
-	if n.raft.State() == raft.Leader && n.voters() > 1 {
-		if terr := n.raft.LeadershipTransfer().Error(); terr != nil && !errors.Is(terr, raft.ErrNotLeader) {
-			n.logger.Warn("leadership transfer failed", "error", terr)
-		} else {
-			n.logger.Info("leadership transferred")
-		}
+	if err := n.tls.reload(); err != nil {
+		return err
 	}
-	return err
+	n.logger.Info("TLS certificates reloaded")
+	return nil
 }
 
-// Shutdown stops the loops, Raft and the stores. It is idempotent.
+func (n *Node) tlsOn() bool { return n.tls != nil }
+
+// Shutdown stops the loops, the RPC, Raft and the stores. It is idempotent.
 func (n *Node) Shutdown(ctx context.Context) error {
 	n.shutOnce.Do(func() {
 		n.cancel()
+		n.rpc.shutdown(ctx)
 		done := make(chan struct{})
 		go func() { n.wg.Wait(); close(done) }()
 		select {
@@ -267,28 +289,62 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		if err := n.raft.Shutdown().Error(); err != nil && n.shutErr == nil {
 			n.shutErr = fmt.Errorf("raft shutdown: %w", err)
 		}
-		n.closeTransportAndStore()
+		n.closeNetworkAndStore()
 		n.logger.Info("node stopped")
 	})
 	return n.shutErr
 }
 
-func (n *Node) closeTransportAndStore() {
-	if n.transport != nil {
-		n.transport.Close()
+func (n *Node) closeNetworkAndStore() {
+	if n.rpcc != nil {
+		n.rpcc.close()
+	}
+	if c, ok := n.transport.(interface{ Close() error }); ok {
+		c.Close()
+	}
+	if n.mux != nil {
+		n.mux.Close()
 	}
 	if n.store != nil {
 		n.store.Close()
 	}
 }
 
-func (n *Node) voters() int {
+// configuration returns the latest Raft configuration's servers (nil when
+// raft cannot say).
+func (n *Node) configuration() []raft.Server {
 	f := n.raft.GetConfiguration()
 	if f.Error() != nil {
-		return 0
+		return nil
 	}
+	return f.Configuration().Servers
+}
+
+func (n *Node) serverAddresses() []string {
+	var out []string
+	for _, s := range n.configuration() {
+		out = append(out, string(s.Address))
+	}
+	return out
+}
+
+func (n *Node) serverAddress(id string) (raft.ServerAddress, bool) {
+	for _, s := range n.configuration() {
+		if string(s.ID) == id {
+			return s.Address, true
+		}
+	}
+	return "", false
+}
+
+func (n *Node) isMember() bool {
+	_, ok := n.serverAddress(n.cfg.NodeID)
+	return ok
+}
+
+func (n *Node) voters() int {
 	c := 0
-	for _, s := range f.Configuration().Servers {
+	for _, s := range n.configuration() {
 		if s.Suffrage == raft.Voter {
 			c++
 		}
@@ -296,48 +352,8 @@ func (n *Node) voters() int {
 	return c
 }
 
-// newTCPTransport listens on cfg.RaftBind and returns the transport and the
-// address it advertises (with the real port when the bind port was 0).
-func newTCPTransport(cfg Config, logger hclog.Logger) (*raft.NetworkTransport, string, error) {
-	ln, err := net.Listen("tcp", cfg.RaftBind)
-	if err != nil {
-		return nil, "", fmt.Errorf("raft listener: %w", err)
-	}
-	advertise := cfg.RaftAdvertise
-	if host, port, _ := net.SplitHostPort(advertise); port == "0" {
-		advertise = net.JoinHostPort(host, fmt.Sprint(ln.Addr().(*net.TCPAddr).Port))
-	}
-	t := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream:  &streamLayer{Listener: ln, advertise: hostAddr(advertise)},
-		MaxPool: 3,
-		Timeout: 10 * time.Second,
-		Logger:  logger.Named("raft-net"),
-	})
-	return t, advertise, nil
-}
-
-// streamLayer is Raft's transport over plain TCP, advertising an address that
-// may be a host name.
-type streamLayer struct {
-	net.Listener
-	advertise net.Addr
-}
-
-func (s *streamLayer) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
-	return net.DialTimeout("tcp", string(addr), timeout)
-}
-
-func (s *streamLayer) Addr() net.Addr { return s.advertise }
-
-type hostAddr string
-
-func (a hostAddr) Network() string { return "tcp" }
-func (a hostAddr) String() string  { return string(a) }
-
-// SetTCPAdvertise sets the TCP address published in this node's member
-// record; call it right after New, once the TCP listener is bound.
-func (n *Node) SetTCPAdvertise(addr string) {
-	n.memberMu.Lock()
-	defer n.memberMu.Unlock()
-	n.cfg.TCPAdvertise = addr
+func lookupIP(host string) ([]net.IP, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	return net.DefaultResolver.LookupIP(ctx, "ip", host)
 }

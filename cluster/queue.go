@@ -7,25 +7,53 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hashicorp/raft"
+	"github.com/hashicorp/go-hclog"
 
 	"github.com/raftlookupd/raftlookupd/fsm"
+	"github.com/raftlookupd/raftlookupd/wire"
 )
 
 // queue is the node's FIFO of commands waiting for replication. One goroutine
-// drains it: it takes everything queued (up to MaxBatch) into one batch entry,
-// commits it through the leader (locally, or forwarded), and retries the same
-// batch through elections until it commits. So commands from this node apply
-// in order, many per log entry (group commit), and TCP replies never wait.
+// drains it: it takes everything queued (up to maxBatch) into one batch entry,
+// commits it through the leader, and retries the same batch through
+// elections until it commits. So commands from this node apply in order,
+// many per log entry (group commit), and TCP replies never wait.
+//
+// Every command is validated by fsm before it is queued, so a batch is
+// always encodable and appliable. A batch the leader refuses for good all
+// the same (wire.ErrBadRequest, wire.ErrTooLarge) fails its commands, closes
+// the sessions they belong to, and the queue moves on.
 type queue struct {
-	n   *Node
-	inc uint64
+	cfg queueConfig
 
 	mu      sync.Mutex
 	items   []item
 	wake    chan struct{}
 	seq     uint64
 	pending int // items taken by run and not yet committed
+	// lastCommit is when a batch last committed (or the queue was last
+	// empty): how long this node has been unable to commit.
+	lastCommit time.Time
+}
+
+type queueConfig struct {
+	origin   string
+	inc      uint64
+	maxBatch int
+	maxQueue int
+	// commit makes one attempt to commit an encoded batch; with waitLocal it
+	// returns once the batch is applied on this node.
+	commit func(ctx context.Context, data []byte, waitLocal bool) ([]error, error)
+	// refused is told the sessions of a batch the leader refused for good;
+	// their connections must close so nsqd registers again.
+	refused func([]fsm.SessionID)
+	metrics *nodeMetrics
+	logger  hclog.Logger
+	// retryCap bounds the retry backoff (default 50ms): retries are cheap (a
+	// local call, or a forward that fails fast while there is no leader),
+	// and a short cap means a new leader is used within that long of its
+	// election.
+	retryCap time.Duration
 }
 
 type item struct {
@@ -33,16 +61,36 @@ type item struct {
 	done chan error // nil when nobody waits
 }
 
-func newQueue(n *Node, inc uint64) *queue {
-	return &queue{n: n, inc: inc, wake: make(chan struct{}, 1)}
+func newQueue(cfg queueConfig) *queue {
+	if cfg.retryCap == 0 {
+		cfg.retryCap = 50 * time.Millisecond
+	}
+	if cfg.logger == nil {
+		cfg.logger = hclog.NewNullLogger()
+	}
+	if cfg.metrics == nil {
+		cfg.metrics = &nodeMetrics{}
+	}
+	return &queue{cfg: cfg, wake: make(chan struct{}, 1), lastCommit: time.Now()}
+}
+
+// check refuses a command before it is queued: fsm's validation, then room.
+func (q *queue) check(c *fsm.Command) error {
+	if err := c.Validate(); err != nil {
+		return fmt.Errorf("%w: %v", wire.ErrBadRequest, err)
+	}
+	if len(q.items) >= q.cfg.maxQueue {
+		return wire.ErrQueueFull
+	}
+	return nil
 }
 
 // enqueue adds a command nobody waits for.
 func (q *queue) enqueue(c fsm.Command) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if len(q.items) >= q.n.cfg.MaxQueue {
-		return ErrQueueFull
+	if err := q.check(&c); err != nil {
+		return err
 	}
 	q.items = append(q.items, item{cmd: c})
 	q.signal()
@@ -55,8 +103,8 @@ func (q *queue) enqueueWait(c fsm.Command) <-chan error {
 	done := make(chan error, 1)
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if len(q.items) >= q.n.cfg.MaxQueue {
-		done <- ErrQueueFull
+	if err := q.check(&c); err != nil {
+		done <- err
 		return done
 	}
 	q.items = append(q.items, item{cmd: c, done: done})
@@ -77,10 +125,24 @@ func (q *queue) depth() int {
 	return len(q.items) + q.pending
 }
 
+// stalledFor is how long the queue has held commands without committing
+// any; 0 when it is empty or just committed.
+func (q *queue) stalledFor() time.Duration {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.items)+q.pending == 0 {
+		return 0
+	}
+	return time.Since(q.lastCommit)
+}
+
 func (q *queue) take() []item {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	k := min(len(q.items), q.n.cfg.MaxBatch)
+	if len(q.items) == 0 {
+		q.lastCommit = time.Now()
+	}
+	k := min(len(q.items), q.cfg.maxBatch)
 	batch := make([]item, k)
 	copy(batch, q.items)
 	q.items = q.items[k:]
@@ -91,8 +153,7 @@ func (q *queue) take() []item {
 	return batch
 }
 
-func (q *queue) run() {
-	ctx := q.n.ctx
+func (q *queue) run(ctx context.Context) {
 	for {
 		items := q.take()
 		if len(items) == 0 {
@@ -100,30 +161,41 @@ func (q *queue) run() {
 			case <-q.wake:
 				continue
 			case <-ctx.Done():
-				q.failAll(ErrShutdown)
+				q.failAll(wire.ErrShutdown)
 				return
 			}
 		}
 		q.seq++
-		b := fsm.Command{Op: fsm.OpBatch, Session: fsm.SessionID{Owner: q.n.cfg.NodeID, Incarnation: q.inc}, BatchSeq: q.seq}
+		b := fsm.Command{Op: fsm.OpBatch, Session: fsm.SessionID{Owner: q.cfg.origin, Incarnation: q.cfg.inc}, BatchSeq: q.seq}
 		b.Batch = make([]fsm.Command, len(items))
+		waiting := false
 		for i := range items {
 			b.Batch[i] = items[i].cmd
-		}
-		data := b.Encode()
-		waiting := false
-		for _, it := range items {
-			waiting = waiting || it.done != nil
+			waiting = waiting || items[i].done != nil
 		}
 		start := time.Now()
-		results, err := q.commit(ctx, data, waiting)
+		data, err := b.EncodeChecked()
+		var results []error
 		if err == nil {
-			q.n.metrics.commitLatency.Observe(time.Since(start).Seconds())
-			q.n.metrics.batches.Inc()
-			q.n.metrics.commands.Add(uint64(len(items)))
+			results, err = q.commitRetrying(ctx, data, waiting)
+		} else {
+			err = fmt.Errorf("%w: %v", wire.ErrBadRequest, err)
+		}
+		switch {
+		case err == nil:
+			q.cfg.metrics.commitLatency.Observe(time.Since(start).Seconds())
+			q.cfg.metrics.batches.Inc()
+			q.cfg.metrics.commands.Add(uint64(len(items)))
+		case refusedForGood(err):
+			q.cfg.logger.Error("the leader refused a batch for good; failing its commands and closing their sessions",
+				"seq", q.seq, "commands", len(items), "error", err)
+			q.cfg.refused(sessionsOf(b.Batch))
 		}
 		q.mu.Lock()
 		q.pending = 0
+		if err == nil || refusedForGood(err) {
+			q.lastCommit = time.Now()
+		}
 		q.mu.Unlock()
 		for i, it := range items {
 			if it.done == nil {
@@ -138,11 +210,32 @@ func (q *queue) run() {
 				it.done <- nil
 			}
 		}
-		if err != nil {
+		if err != nil && !refusedForGood(err) {
 			q.failAll(err)
 			return
 		}
 	}
+}
+
+// refusedForGood reports an answer that no retry can change: the batch
+// itself is refused.
+func refusedForGood(err error) bool {
+	return errors.Is(err, wire.ErrBadRequest) || errors.Is(err, wire.ErrTooLarge)
+}
+
+func sessionsOf(cmds []fsm.Command) []fsm.SessionID {
+	seen := map[fsm.SessionID]bool{}
+	var out []fsm.SessionID
+	for _, c := range cmds {
+		switch c.Op {
+		case fsm.OpOpenSession, fsm.OpRegister, fsm.OpUnregister:
+			if !seen[c.Session] {
+				seen[c.Session] = true
+				out = append(out, c.Session)
+			}
+		}
+	}
+	return out
 }
 
 func (q *queue) failAll(err error) {
@@ -157,118 +250,34 @@ func (q *queue) failAll(err error) {
 	}
 }
 
-// commit retries one batch until it is applied on this node, or the node
-// shuts down. A retry after an ambiguous failure may commit the batch twice;
-// the state machine applies a batch sequence number once.
-func (q *queue) commit(ctx context.Context, data []byte, waitLocal bool) ([]error, error) {
+// commitRetrying retries one batch until it commits, the leader refuses it
+// for good, or ctx ends. A retry after an ambiguous failure may commit the
+// batch twice; the state machine applies a batch sequence number once.
+func (q *queue) commitRetrying(ctx context.Context, data []byte, waitLocal bool) ([]error, error) {
 	backoff := 5 * time.Millisecond
+	start, warned := time.Now(), time.Time{}
 	for attempt := 0; ; attempt++ {
-		results, err := q.n.applyBatch(ctx, data, waitLocal)
-		if err == nil {
-			return results, nil
+		results, err := q.cfg.commit(ctx, data, waitLocal)
+		if err == nil || refusedForGood(err) {
+			return results, err
 		}
 		if ctx.Err() != nil {
-			return nil, ErrShutdown
+			return nil, wire.ErrShutdown
 		}
-		if attempt%20 == 5 {
-			q.n.logger.Warn("replication is retrying", "attempt", attempt, "error", err)
+		// An election takes a fraction of a second (a fresh single node
+		// elects itself while its first batch waits): warn only when
+		// replication is stuck for longer, then every ten seconds.
+		if time.Since(start) > time.Second && time.Since(warned) > 10*time.Second {
+			warned = time.Now()
+			q.cfg.logger.Warn("replication is retrying", "attempt", attempt, "for", time.Since(start).Round(time.Millisecond), "error", err)
 		} else {
-			q.n.logger.Debug("replication retry", "attempt", attempt, "error", err)
+			q.cfg.logger.Debug("replication retry", "attempt", attempt, "error", err)
 		}
 		select {
 		case <-time.After(backoff):
 		case <-ctx.Done():
-			return nil, ErrShutdown
+			return nil, wire.ErrShutdown
 		}
-		// Retries are cheap (a local call, or a forward that fails fast
-		// while there is no leader); a short cap means a new leader is
-		// used within 50ms of its election.
-		backoff = min(backoff*2, 50*time.Millisecond)
-	}
-}
-
-// applyBatch commits data through Raft on this node if it leads, else
-// through the leader. With waitLocal it then waits until this node applied
-// it, so an HTTP client reads its own write from this node. TCP commands do
-// not wait: order is kept because the next batch leaves only after the
-// leader committed this one.
-func (n *Node) applyBatch(ctx context.Context, data []byte, waitLocal bool) ([]error, error) {
-	res, err := n.applyLocal(data)
-	if errors.Is(err, raft.ErrNotLeader) {
-		res, err = n.forwardApply(ctx, data)
-	}
-	if err != nil {
-		return nil, err
-	}
-	if !waitLocal {
-		return res.errors(), nil
-	}
-	wctx, cancel := context.WithTimeout(ctx, n.cfg.WriteTimeout)
-	defer cancel()
-	if err := n.fsm.waitApplied(wctx, res.Index); err != nil {
-		return nil, fmt.Errorf("wait for local apply of %d: %w", res.Index, err)
-	}
-	return res.errors(), nil
-}
-
-// ApplyResult is what committing one batch returned: its log index and one
-// result code per command (see fsm.ResultCode).
-type ApplyResult struct {
-	Index uint64  `json:"index"`
-	Codes []uint8 `json:"codes"`
-}
-
-func (r ApplyResult) errors() []error {
-	out := make([]error, len(r.Codes))
-	for i, c := range r.Codes {
-		out[i] = fsm.ResultError(c)
-	}
-	return out
-}
-
-// applyLocal commits data through this node's Raft; raft.ErrNotLeader when a
-// follower.
-func (n *Node) applyLocal(data []byte) (ApplyResult, error) {
-	f := n.raft.Apply(data, n.cfg.WriteTimeout)
-	if err := f.Error(); err != nil {
-		return ApplyResult{}, err
-	}
-	res := ApplyResult{Index: f.Index()}
-	if errs, ok := f.Response().([]error); ok {
-		res.Codes = make([]uint8, len(errs))
-		for i, e := range errs {
-			res.Codes[i] = fsm.ResultCode(e)
-		}
-	}
-	return res, nil
-}
-
-// ApplyForwarded commits a batch forwarded by a follower. It answers
-// ErrNotLeader when this node does not lead.
-func (n *Node) ApplyForwarded(ctx context.Context, data []byte) (ApplyResult, error) {
-	c, err := fsm.Decode(data)
-	if err != nil {
-		return ApplyResult{}, fmt.Errorf("%w: %v", ErrBadRequest, err)
-	}
-	// A removed server never learns it was removed (the leader stops
-	// replicating to it), so it would keep proposing; its batches stop here.
-	if _, ok := n.serverAddress(c.Session.Owner); !ok && n.raft.State() == raft.Leader {
-		return ApplyResult{}, fmt.Errorf("%w: %q sent a batch but is not in the configuration", ErrUnknownMember, c.Session.Owner)
-	}
-	res, err := n.applyLocal(data)
-	if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
-		return ApplyResult{}, ErrNotLeader
-	}
-	return res, err
-}
-
-// Propose commits one command (an HTTP mutation) and returns its result once
-// it is applied on this node. ErrNoLeader when ctx ends first.
-func (n *Node) Propose(ctx context.Context, c fsm.Command) error {
-	select {
-	case err := <-n.queue.enqueueWait(c):
-		return err
-	case <-ctx.Done():
-		return fmt.Errorf("%w: %v", ErrNoLeader, ctx.Err())
+		backoff = min(backoff*2, q.cfg.retryCap)
 	}
 }

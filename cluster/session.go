@@ -5,13 +5,16 @@ import (
 	"time"
 
 	"github.com/raftlookupd/raftlookupd/fsm"
+	"github.com/raftlookupd/raftlookupd/wire"
 )
 
 // sessions tracks the TCP sessions this node owns in its current
 // incarnation, and the PING times not yet replicated. A PING is recorded
 // here and carried by the next lease renewal, never one log entry each.
 type sessions struct {
-	n *Node
+	owner           string
+	inactiveTimeout time.Duration
+	q               *queue
 
 	mu      sync.Mutex
 	inc     uint64
@@ -31,8 +34,9 @@ type localSession struct {
 	replicated int64
 }
 
-func newSessions(n *Node, inc uint64) *sessions {
-	return &sessions{n: n, inc: inc, open: map[uint64]*localSession{}, kick: make(chan struct{}, 1)}
+func newSessions(owner string, inc uint64, inactiveTimeout time.Duration, q *queue) *sessions {
+	return &sessions{owner: owner, inc: inc, inactiveTimeout: inactiveTimeout, q: q,
+		open: map[uint64]*localSession{}, kick: make(chan struct{}, 1)}
 }
 
 func (s *sessions) incarnation() uint64 {
@@ -41,17 +45,16 @@ func (s *sessions) incarnation() uint64 {
 	return s.inc
 }
 
-// OpenSession records an identified connection.
-func (n *Node) OpenSession(peer fsm.PeerInfo) (fsm.SessionID, error) {
-	s := n.sessions
+// openSession records an identified connection and queues its opening.
+func (s *sessions) openSession(peer fsm.PeerInfo) (fsm.SessionID, error) {
 	now := time.Now().UnixNano()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.nextSeq++
-	id := fsm.SessionID{Owner: n.cfg.NodeID, Incarnation: s.inc, Seq: s.nextSeq}
-	if err := n.queue.enqueue(fsm.Command{Op: fsm.OpOpenSession, Session: id, Peer: peer, Time: now}); err != nil {
+	id := fsm.SessionID{Owner: s.owner, Incarnation: s.inc, Seq: s.nextSeq + 1}
+	if err := s.q.enqueue(fsm.Command{Op: fsm.OpOpenSession, Session: id, Peer: peer, Time: now}); err != nil {
 		return fsm.SessionID{}, err
 	}
+	s.nextSeq++
 	s.open[id.Seq] = &localSession{replicated: now}
 	return id, nil
 }
@@ -63,35 +66,27 @@ func (s *sessions) live(id fsm.SessionID) bool {
 	return id.Incarnation == s.inc && s.open[id.Seq] != nil
 }
 
-// Register queues REGISTER topic [channel] for a session.
-func (n *Node) Register(id fsm.SessionID, topic, channel string) error {
-	if !n.sessions.live(id) {
-		return ErrSessionGone
+// queue queues a REGISTER or UNREGISTER of a live session.
+func (s *sessions) queue(c fsm.Command) error {
+	if !s.live(c.Session) {
+		return wire.ErrSessionGone
 	}
-	return n.queue.enqueue(fsm.Command{Op: fsm.OpRegister, Session: id, Topic: topic, Channel: channel})
+	return s.q.enqueue(c)
 }
 
-// Unregister queues UNREGISTER topic [channel] for a session.
-func (n *Node) Unregister(id fsm.SessionID, topic, channel string) error {
-	if !n.sessions.live(id) {
-		return ErrSessionGone
-	}
-	return n.queue.enqueue(fsm.Command{Op: fsm.OpUnregister, Session: id, Topic: topic, Channel: channel})
-}
-
-// Ping records a session's liveness. If the replicated time is older than
+// ping records a session's liveness. If the replicated time is older than
 // half the inactivity timeout, the renewal is asked for now so the producer
 // does not look inactive anywhere.
-func (n *Node) Ping(id fsm.SessionID) {
-	s := n.sessions
+func (s *sessions) ping(id fsm.SessionID) error {
 	now := time.Now().UnixNano()
 	s.mu.Lock()
 	ls := s.open[id.Seq]
-	urgent := false
-	if ls != nil && id.Incarnation == s.inc {
-		ls.pinged = now
-		urgent = time.Duration(now-ls.replicated) > n.cfg.InactiveProducerTimeout/2
+	if ls == nil || id.Incarnation != s.inc {
+		s.mu.Unlock()
+		return wire.ErrSessionGone
 	}
+	ls.pinged = now
+	urgent := time.Duration(now-ls.replicated) > s.inactiveTimeout/2
 	s.mu.Unlock()
 	if urgent {
 		select {
@@ -99,71 +94,79 @@ func (n *Node) Ping(id fsm.SessionID) {
 		default:
 		}
 	}
+	return nil
 }
 
-// CloseSession queues the end of a session (its connection closed).
-func (n *Node) CloseSession(id fsm.SessionID) {
-	s := n.sessions
+// closeSession queues the end of a session (its connection closed).
+func (s *sessions) closeSession(id fsm.SessionID) error {
 	s.mu.Lock()
 	_, ok := s.open[id.Seq]
 	ok = ok && id.Incarnation == s.inc && !s.draining
 	delete(s.open, id.Seq)
 	s.mu.Unlock()
 	if !ok {
-		return // dropped with its incarnation, or left to OpCloseOwner
+		return nil // dropped with its incarnation, or left to OpCloseOwner
 	}
-	if err := n.queue.enqueue(fsm.Command{Op: fsm.OpCloseSession, Session: id}); err != nil {
-		n.logger.Warn("cannot queue session close; the lease will drop it", "session", id, "error", err)
+	return s.q.enqueue(fsm.Command{Op: fsm.OpCloseSession, Session: id})
+}
+
+// refused forgets sessions whose commands the leader refused for good and
+// queues their close: their connections fail at their next command, and
+// nsqd reconnects and registers again.
+func (s *sessions) refused(ids []fsm.SessionID) {
+	for _, id := range ids {
+		_ = s.closeSession(id)
 	}
 }
 
-// SessionCount returns the number of sessions this node owns.
-func (n *Node) SessionCount() int {
-	n.sessions.mu.Lock()
-	defer n.sessions.mu.Unlock()
-	return len(n.sessions.open)
+func (s *sessions) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.open)
 }
 
 // renew queues one lease renewal carrying every PING since the last one.
-func (s *sessions) renew() {
+func (s *sessions) renew() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.renewLocked()
+	return s.renewLocked()
 }
 
-func (s *sessions) renewLocked() {
+func (s *sessions) renewLocked() error {
 	now := time.Now().UnixNano()
-	c := fsm.Command{Op: fsm.OpRenewLease, Session: fsm.SessionID{Owner: s.n.cfg.NodeID, Incarnation: s.inc}, Time: now}
+	c := fsm.Command{Op: fsm.OpRenewLease, Session: fsm.SessionID{Owner: s.owner, Incarnation: s.inc}, Time: now}
 	for seq, ls := range s.open {
-		if ls.pinged != 0 {
+		if ls.pinged != 0 && len(c.Touches) < fsm.MaxTouches {
 			c.Touches = append(c.Touches, fsm.Touch{Seq: seq, LastUpdate: ls.pinged})
-			ls.replicated, ls.pinged = ls.pinged, 0
 		}
 	}
-	if err := s.n.queue.enqueue(c); err != nil {
-		s.n.logger.Warn("cannot queue lease renewal", "error", err)
+	if err := s.q.enqueue(c); err != nil {
+		return err
 	}
+	for _, t := range c.Touches {
+		ls := s.open[t.Seq]
+		ls.replicated, ls.pinged = ls.pinged, 0
+	}
+	return nil
 }
 
 // newIncarnation forgets every local session and opens a new incarnation;
 // called when the leader expired this node's lease.
 func (s *sessions) newIncarnation() uint64 {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	inc := max(uint64(time.Now().UnixNano()), s.inc+1)
 	s.inc = inc
 	s.open = map[uint64]*localSession{}
 	// Queued under the lock, so no session of the new incarnation can be
 	// queued before the renewal that opens it.
-	s.renewLocked()
-	s.mu.Unlock()
+	_ = s.renewLocked()
 	return inc
 }
 
-// StartDrain makes session closes queue nothing from now on: the node is
-// stopping and Drain ends every session with one command. Call it before
-// closing client connections.
-func (n *Node) StartDrain() {
-	n.sessions.mu.Lock()
-	defer n.sessions.mu.Unlock()
-	n.sessions.draining = true
+// startDrain makes session closes queue nothing from now on.
+func (s *sessions) startDrain() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.draining = true
 }

@@ -10,16 +10,13 @@ import (
 	"net/http"
 
 	"github.com/julienschmidt/httprouter"
-	"github.com/raftlookupd/raftlookupd/cluster"
+	"github.com/raftlookupd/raftlookupd/wire"
 )
 
 const (
 	// maxAdminBody bounds the small JSON documents of join, leave and
 	// transfer-leadership.
 	maxAdminBody = 64 << 10
-	// maxApplyBody bounds a forwarded batch. A follower's batcher keeps its
-	// batches far below this; the cap only stops a runaway or hostile sender.
-	maxApplyBody = 64 << 20
 )
 
 // adminHandler is a /cluster/* endpoint: it returns the JSON document to send
@@ -28,11 +25,6 @@ type adminHandler func(ctx context.Context, w http.ResponseWriter, r *http.Reque
 
 type emptyObject struct{}
 
-type readyResponse struct {
-	Ready   bool   `json:"ready"`
-	Message string `json:"message,omitempty"`
-}
-
 // withStatus lets an adminHandler answer a document with a status other
 // than 200.
 type withStatus struct {
@@ -40,23 +32,25 @@ type withStatus struct {
 	doc    any
 }
 
-type readIndexResponse struct {
-	Index uint64 `json:"index"`
-}
-
 // admin adapts an adminHandler to the router. The token is checked again
 // here, not only in front of the router, so an admin handler can never be
-// reached without it whatever path rewriting happens before.
-func (s *Server) admin(h adminHandler) httprouter.Handle {
+// reached without it whatever path rewriting happens before. A change of
+// membership or leadership (change) without a configured token is accepted
+// from loopback only: with the default flags, no remote client can reshape
+// the cluster.
+func (s *Server) admin(change bool, h adminHandler) httprouter.Handle {
 	return func(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
 		if !s.authorized(r) {
 			writeUnauthorized(w)
 			return
 		}
+		if change && s.cfg.AdminToken == "" && !fromLoopback(r) {
+			writeJSON(w, http.StatusForbidden, messageBody{"membership and leadership changes need -admin-token, or a request from loopback"})
+			return
+		}
 		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.WriteTimeout)
 		defer cancel()
 		v, err := h(ctx, w, r)
-		// Node-to-node callers use these to find the leader after a 409 or 503.
 		s.setReadHeaders(w)
 		if err != nil {
 			e := s.adminError(r, err)
@@ -71,27 +65,18 @@ func (s *Server) admin(h adminHandler) httprouter.Handle {
 	}
 }
 
-// adminError maps cluster errors to statuses. Messages are err.Error() for
-// operators, except NOT_LEADER, which is a stable code for the forwarding
-// client.
+// adminError maps cluster errors to statuses through the one table in
+// package wire; the message is the error's own text, for operators.
 func (s *Server) adminError(r *http.Request, err error) *apiError {
 	var apiErr *apiError
-	switch {
-	case errors.As(err, &apiErr):
+	if errors.As(err, &apiErr) {
 		return apiErr
-	case errors.Is(err, cluster.ErrNotLeader):
-		return errNotLeader
-	case errors.Is(err, cluster.ErrBadRequest):
-		return errorf(http.StatusBadRequest, err.Error())
-	case errors.Is(err, cluster.ErrUnknownMember):
-		return errorf(http.StatusNotFound, err.Error())
-	case errors.Is(err, cluster.ErrNoLeader), errors.Is(err, cluster.ErrLeaderUnreachable),
-		errors.Is(err, cluster.ErrShutdown), errors.Is(err, cluster.ErrQueueFull),
-		errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
-		return errorf(http.StatusServiceUnavailable, err.Error())
 	}
-	s.logger.Error("admin request failed", "path", r.URL.Path, "error", err)
-	return errorf(http.StatusInternalServerError, err.Error())
+	st := wire.StatusOf(err)
+	if st == http.StatusInternalServerError {
+		s.logger.Error("admin request failed", "path", r.URL.Path, "error", err)
+	}
+	return errorf(st, err.Error())
 }
 
 func (s *Server) handleStatus(ctx context.Context, _ http.ResponseWriter, r *http.Request) (any, error) {
@@ -108,13 +93,13 @@ func (s *Server) handleStatus(ctx context.Context, _ http.ResponseWriter, r *htt
 // of rotation until it has a leader and has caught up.
 func (s *Server) handleReady(context.Context, http.ResponseWriter, *http.Request) (any, error) {
 	if !s.cluster.Ready() {
-		return withStatus{http.StatusServiceUnavailable, readyResponse{Ready: false, Message: "NOT_READY"}}, nil
+		return withStatus{http.StatusServiceUnavailable, wire.Ready{Ready: false, Message: "NOT_READY"}}, nil
 	}
-	return readyResponse{Ready: true}, nil
+	return wire.Ready{Ready: true}, nil
 }
 
 func (s *Server) handleJoin(ctx context.Context, w http.ResponseWriter, r *http.Request) (any, error) {
-	var req cluster.JoinRequest
+	var req wire.JoinRequest
 	if err := decodeBody(w, r, &req); err != nil {
 		return nil, err
 	}
@@ -133,7 +118,7 @@ func (s *Server) handleJoin(ctx context.Context, w http.ResponseWriter, r *http.
 }
 
 func (s *Server) handleLeave(ctx context.Context, w http.ResponseWriter, r *http.Request) (any, error) {
-	var req cluster.LeaveRequest
+	var req wire.LeaveRequest
 	if err := decodeBody(w, r, &req); err != nil {
 		return nil, err
 	}
@@ -148,7 +133,7 @@ func (s *Server) handleLeave(ctx context.Context, w http.ResponseWriter, r *http
 }
 
 func (s *Server) handleTransfer(ctx context.Context, w http.ResponseWriter, r *http.Request) (any, error) {
-	var req cluster.TransferRequest
+	var req wire.TransferRequest
 	if err := decodeBody(w, r, &req); err != nil {
 		return nil, err
 	}
@@ -157,29 +142,6 @@ func (s *Server) handleTransfer(ctx context.Context, w http.ResponseWriter, r *h
 	}
 	s.logger.Info("leadership transfer requested", "to", req.ID, "remote", r.RemoteAddr)
 	return emptyObject{}, nil
-}
-
-func (s *Server) handleApply(ctx context.Context, w http.ResponseWriter, r *http.Request) (any, error) {
-	batch, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.applyLimit))
-	if err != nil {
-		return nil, bodyError(err)
-	}
-	if len(batch) == 0 {
-		return nil, errorf(http.StatusBadRequest, "empty batch")
-	}
-	res, err := s.cluster.ApplyForwarded(ctx, batch)
-	if err != nil {
-		return nil, err
-	}
-	return res, nil
-}
-
-func (s *Server) handleReadIndex(ctx context.Context, _ http.ResponseWriter, _ *http.Request) (any, error) {
-	idx, err := s.cluster.ReadIndex(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return readIndexResponse{Index: idx}, nil
 }
 
 // decodeBody reads one JSON object into v. An empty body counts as {} so

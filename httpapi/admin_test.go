@@ -1,16 +1,17 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
-	"github.com/raftlookupd/raftlookupd/cluster"
-	"github.com/raftlookupd/raftlookupd/fsm"
+	"github.com/raftlookupd/raftlookupd/wire"
 )
 
 const token = "s3cret-token"
@@ -35,7 +36,9 @@ func TestAdminToken(t *testing.T) {
 		{"scheme case-insensitive", get("/cluster/ready", "Authorization: bearer "+token), 200},
 		{"post without token", request{method: "POST", target: "/cluster/join", body: `{"id":"n4","raft_address":"h:1"}`}, 401},
 		{"apply without token", request{method: "POST", target: "/cluster/apply", body: "x"}, 401},
-		{"read-index without token", get("/cluster/read-index"), 401},
+		{"apply is gone from the client port", request{method: "POST", target: "/cluster/apply", body: "x",
+			header: []string{"Authorization: Bearer " + token}}, 404},
+		{"read-index is gone from the client port", get("/cluster/read-index", "Authorization: Bearer "+token), 404},
 		{"unknown admin path", get("/cluster/nope"), 401},
 		{"unknown admin path with token", get("/cluster/nope", "Authorization: Bearer "+token), 404},
 		{"wrong method", post("/cluster/status"), 401},
@@ -63,8 +66,73 @@ func TestAdminToken(t *testing.T) {
 	}
 	e.cl.mu.Lock()
 	defer e.cl.mu.Unlock()
-	if len(e.cl.joins)+len(e.cl.applied) != 0 {
-		t.Errorf("unauthorized requests reached the cluster: joins %v, applied %v", e.cl.joins, e.cl.applied)
+	if len(e.cl.joins) != 0 {
+		t.Errorf("unauthorized requests reached the cluster: joins %v", e.cl.joins)
+	}
+}
+
+// serveFrom runs one request through the handler as if it came from remote.
+func serveFrom(t *testing.T, s *Server, remote, method, target, body string, header ...string) *httptest.ResponseRecorder {
+	t.Helper()
+	req := httptest.NewRequest(method, target, strings.NewReader(body))
+	req.RemoteAddr = remote
+	for _, h := range header {
+		k, v, _ := strings.Cut(h, ": ")
+		req.Header.Set(k, v)
+	}
+	w := httptest.NewRecorder()
+	s.Handler().ServeHTTP(w, req)
+	return w
+}
+
+// Without an admin token, membership and leadership change only from
+// loopback, and profiling is loopback-only; reads of the admin API stay
+// open. With a token, the token decides, wherever the caller is.
+func TestAdminChangesNeedTokenOrLoopback(t *testing.T) {
+	const remote, local = "192.0.2.7:40000", "127.0.0.1:40000"
+	join := `{"id":"n4","raft_address":"h:1"}`
+	for _, tc := range []struct {
+		name, token, from, method, target, body string
+		header                                  []string
+		status                                  int
+	}{
+		{"remote join, no token", "", remote, "POST", "/cluster/join", join, nil, 403},
+		{"remote leave, no token", "", remote, "POST", "/cluster/leave", `{"id":"n2"}`, nil, 403},
+		{"remote transfer, no token", "", remote, "POST", "/cluster/transfer-leadership", ``, nil, 403},
+		{"remote status, no token", "", remote, "GET", "/cluster/status", ``, nil, 200},
+		{"remote pprof, no token", "", remote, "GET", "/debug/pprof/heap", ``, nil, 403},
+		{"local join, no token", "", local, "POST", "/cluster/join", join, nil, 200},
+		{"local pprof, no token", "", local, "GET", "/debug/pprof/heap", ``, nil, 200},
+		{"remote join with token", token, remote, "POST", "/cluster/join", join, []string{"Authorization: Bearer " + token}, 200},
+		{"remote pprof with token", token, remote, "GET", "/debug/pprof/heap", ``, []string{"Authorization: Bearer " + token}, 200},
+		{"local pprof without the token", token, local, "GET", "/debug/pprof/heap", ``, nil, 401},
+		{"cmdline never", "", local, "GET", "/debug/pprof/cmdline", ``, nil, 404},
+		{"cmdline never, with token", token, local, "GET", "/debug/pprof/cmdline", ``, []string{"Authorization: Bearer " + token}, 404},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			reg := newFakeRegistry()
+			cl := newFakeCluster(reg)
+			cfg := DefaultConfig()
+			cfg.Address = "127.0.0.1:0"
+			cfg.AdminToken = tc.token
+			s, err := New(cfg, reg, cl, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.Shutdown(context.Background()) })
+			w := serveFrom(t, s, tc.from, tc.method, tc.target, tc.body, tc.header...)
+			if w.Code != tc.status {
+				t.Fatalf("%s %s from %s: %d %s, want %d", tc.method, tc.target, tc.from, w.Code, w.Body, tc.status)
+			}
+			if tc.token != "" && strings.Contains(w.Body.String(), tc.token) {
+				t.Errorf("the answer contains the admin token")
+			}
+			cl.mu.Lock()
+			defer cl.mu.Unlock()
+			if tc.status != 200 && len(cl.joins)+len(cl.leaves)+len(cl.transfers) != 0 {
+				t.Errorf("a refused request reached the cluster")
+			}
+		})
 	}
 }
 
@@ -88,8 +156,8 @@ func TestAdminEndpoints(t *testing.T) {
 	}{
 		{name: "status", req: get("/cluster/status", auth), status: 200,
 			setup: func(c *fakeCluster) {
-				c.status = cluster.Status{NodeID: "n1", State: "Leader", LeaderID: "n1", LeaderAddress: "h:4162",
-					Term: 2, LastLogIndex: 9, CommitIndex: 9, AppliedIndex: 8, Members: []cluster.MemberStatus{
+				c.status = wire.Status{NodeID: "n1", State: "Leader", LeaderID: "n1", LeaderAddress: "h:4162",
+					Term: 2, LastLogIndex: 9, CommitIndex: 9, AppliedIndex: 8, Members: []wire.MemberStatus{
 						{ID: "n1", RaftAddress: "h:4162", Suffrage: "Voter", Leader: true},
 						{ID: "n2", RaftAddress: "i:4162", Suffrage: "Voter", Lag: &lag}}}
 			},
@@ -101,7 +169,7 @@ func TestAdminEndpoints(t *testing.T) {
 			body: `{"node_id":"","state":"","leader_id":"","leader_address":"","term":0,"last_log_index":0,` +
 				`"commit_index":0,"applied_index":0,"members":[]}`},
 		{name: "status error", req: get("/cluster/status", auth), status: 503, body: `{"message":"node is shutting down"}`,
-			setup: func(c *fakeCluster) { c.statusErr = cluster.ErrShutdown }},
+			setup: func(c *fakeCluster) { c.statusErr = wire.ErrShutdown }},
 		{name: "ready", req: get("/cluster/ready", auth), status: 200, body: `{"ready":true}`,
 			setup: func(c *fakeCluster) { c.ready = true }},
 		{name: "not ready", req: get("/cluster/ready", auth), status: 503, body: `{"ready":false,"message":"NOT_READY"}`},
@@ -135,10 +203,10 @@ func TestAdminEndpoints(t *testing.T) {
 		{name: "join bad request from cluster", req: request{method: "POST", target: "/cluster/join", header: []string{auth},
 			body: `{"id":"n4","raft_address":"h:1"}`}, status: 400,
 			body:  `{"message":"bad request: address in use by n2"}`,
-			setup: func(c *fakeCluster) { c.adminErr = fmt.Errorf("%w: address in use by n2", cluster.ErrBadRequest) }},
+			setup: func(c *fakeCluster) { c.adminErr = fmt.Errorf("%w: address in use by n2", wire.ErrBadRequest) }},
 		{name: "join no leader", req: request{method: "POST", target: "/cluster/join", header: []string{auth},
 			body: `{"id":"n4","raft_address":"h:1"}`}, status: 503, body: `{"message":"no leader"}`,
-			setup: func(c *fakeCluster) { c.adminErr = cluster.ErrNoLeader }},
+			setup: func(c *fakeCluster) { c.adminErr = wire.ErrNoLeader }},
 		{name: "join other error", req: request{method: "POST", target: "/cluster/join", header: []string{auth},
 			body: `{"id":"n4","raft_address":"h:1"}`}, status: 500, body: `{"message":"raft: boom"}`,
 			setup: func(c *fakeCluster) { c.adminErr = errors.New("raft: boom") }},
@@ -156,7 +224,7 @@ func TestAdminEndpoints(t *testing.T) {
 			body: `{}`}, status: 400, body: `{"message":"id is required"}`},
 		{name: "leave unknown member", req: request{method: "POST", target: "/cluster/leave", header: []string{auth},
 			body: `{"id":"n9"}`}, status: 404, body: `{"message":"leave n9: not a member of the cluster"}`,
-			setup: func(c *fakeCluster) { c.adminErr = fmt.Errorf("leave n9: %w", cluster.ErrUnknownMember) }},
+			setup: func(c *fakeCluster) { c.adminErr = fmt.Errorf("leave n9: %w", wire.ErrUnknownMember) }},
 
 		{name: "transfer to any", req: request{method: "POST", target: "/cluster/transfer-leadership",
 			header: []string{auth}}, status: 200, body: `{}`,
@@ -173,27 +241,8 @@ func TestAdminEndpoints(t *testing.T) {
 				}
 			}},
 		{name: "transfer not leader", req: request{method: "POST", target: "/cluster/transfer-leadership",
-			header: []string{auth}, body: `{}`}, status: 409, body: `{"message":"NOT_LEADER"}`,
-			setup: func(c *fakeCluster) { c.adminErr = cluster.ErrNotLeader }},
-
-		{name: "apply", req: request{method: "POST", target: "/cluster/apply", header: []string{auth},
-			body: "\x01\x01batch"}, status: 200,
-			body: mustJSON(t, cluster.ApplyResult{Index: 12, Codes: []uint8{fsm.ResultOK, fsm.ResultChannelNotFound}}),
-			check: func(t *testing.T, c *fakeCluster) {
-				if len(c.applied) != 1 || string(c.applied[0]) != "\x01\x01batch" {
-					t.Errorf("applied %q", c.applied)
-				}
-			}},
-		{name: "apply empty", req: request{method: "POST", target: "/cluster/apply", header: []string{auth}},
-			status: 400, body: `{"message":"empty batch"}`},
-		{name: "apply not leader", req: request{method: "POST", target: "/cluster/apply", header: []string{auth},
-			body: "x"}, status: 409, body: `{"message":"NOT_LEADER"}`,
-			setup: func(c *fakeCluster) { c.adminErr = fmt.Errorf("apply: %w", cluster.ErrNotLeader) }},
-
-		{name: "read index", req: get("/cluster/read-index", auth), status: 200, body: `{"index":77}`,
-			setup: func(c *fakeCluster) { c.readIndex = 77 }},
-		{name: "read index not leader", req: get("/cluster/read-index", auth), status: 409,
-			body: `{"message":"NOT_LEADER"}`, setup: func(c *fakeCluster) { c.adminErr = cluster.ErrNotLeader }},
+			header: []string{auth}, body: `{}`}, status: 409, body: `{"message":"not the leader"}`,
+			setup: func(c *fakeCluster) { c.adminErr = wire.ErrNotLeader }},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -239,39 +288,23 @@ func (endless) Read(p []byte) (int, error) {
 }
 
 func TestAdminBodyLimits(t *testing.T) {
-	reg := newFakeRegistry()
-	cl := newFakeCluster(reg)
-	cfg := DefaultConfig()
-	cfg.Address = "127.0.0.1:0"
-	s, err := New(cfg, reg, cl, nil)
+	e := newTestEnv(t)
+	req, err := http.NewRequest(http.MethodPost, e.base+"/cluster/join", io.LimitReader(endless{}, maxAdminBody+1))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.applyLimit != maxApplyBody {
-		t.Fatalf("apply limit %d, want %d", s.applyLimit, maxApplyBody)
+	resp, err := e.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
 	}
-	// 64 MiB through the race detector is slow; the limit is a parameter.
-	s.applyLimit = 100 << 10
-	e := newServeEnv(t, s)
-	e.cl = cl
-	for path, limit := range map[string]int64{"/cluster/apply": s.applyLimit, "/cluster/join": maxAdminBody} {
-		req, err := http.NewRequest(http.MethodPost, e.base+path, io.LimitReader(endless{}, limit+1))
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp, err := e.client.Do(req)
-		if err != nil {
-			t.Fatalf("%s: %v", path, err)
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(string(b), "larger than") {
-			t.Errorf("%s with %d bytes: %d %s, want 413", path, limit+1, resp.StatusCode, b)
-		}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(string(b), "larger than") {
+		t.Errorf("join with %d bytes: %d %s, want 413", maxAdminBody+1, resp.StatusCode, b)
 	}
 	e.cl.mu.Lock()
 	defer e.cl.mu.Unlock()
-	if len(e.cl.applied)+len(e.cl.joins) != 0 {
+	if len(e.cl.joins) != 0 {
 		t.Errorf("oversized bodies reached the cluster")
 	}
 }

@@ -3,8 +3,8 @@ package httpapi
 import (
 	"context"
 
-	"github.com/raftlookupd/raftlookupd/cluster"
 	"github.com/raftlookupd/raftlookupd/fsm"
+	"github.com/raftlookupd/raftlookupd/wire"
 )
 
 // Registry is the local state machine's read side. Implementations return
@@ -33,27 +33,21 @@ type Registry interface {
 type Cluster interface {
 	// Propose commits one HTTP mutation and returns once this node applied
 	// it, with the command's own result (fsm.ErrChannelNotFound) or a
-	// cluster error (cluster.ErrNoLeader, context expiry, ...).
+	// cluster error (wire.ErrNoLeader, context expiry, ...).
 	Propose(ctx context.Context, cmd fsm.Command) error
 	// ReadBarrier returns nil once local state may serve a read at level;
-	// cluster.ErrLeaderUnreachable when this node cannot.
-	ReadBarrier(ctx context.Context, level cluster.Consistency) error
+	// wire.ErrLeaderUnreachable when this node cannot.
+	ReadBarrier(ctx context.Context, level wire.Consistency) error
 	// ReadState describes the local state for the X-Raftlookupd-* headers.
-	ReadState() cluster.ReadState
+	ReadState() wire.ReadState
 	// Status describes the node and its members; unless local it asks the
 	// other members for their lag.
-	Status(ctx context.Context, local bool) (cluster.Status, error)
+	Status(ctx context.Context, local bool) (wire.Status, error)
 	// Ready reports whether the node has a leader and applied up to its
 	// commit index.
 	Ready() bool
-	Join(ctx context.Context, req cluster.JoinRequest) error
+	Join(ctx context.Context, req wire.JoinRequest) error
 	Leave(ctx context.Context, id string) error
 	// TransferLeadership hands leadership to id, or to any voter if id is "".
 	TransferLeadership(ctx context.Context, id string) error
-	// ApplyForwarded applies a batch a follower forwarded (leader only:
-	// cluster.ErrNotLeader otherwise). The result, with one code per
-	// command, is the response body the forwarding node decodes.
-	ApplyForwarded(ctx context.Context, batch []byte) (cluster.ApplyResult, error)
-	// ReadIndex returns the leader's confirmed commit index (leader only).
-	ReadIndex(ctx context.Context) (uint64, error)
 }

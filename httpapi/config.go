@@ -3,12 +3,13 @@ package httpapi
 import (
 	"errors"
 	"fmt"
-	"github.com/raftlookupd/raftlookupd/internal/metrics"
 	"net"
 	"strings"
 	"time"
 
-	"github.com/raftlookupd/raftlookupd/cluster"
+	"github.com/raftlookupd/raftlookupd/internal/metrics"
+
+	"github.com/raftlookupd/raftlookupd/wire"
 )
 
 // Config configures the HTTP server.
@@ -34,8 +35,8 @@ type Config struct {
 	TombstoneLifetime time.Duration
 
 	// DefaultConsistency applies to reads without a "consistency" query
-	// parameter. Default cluster.Bounded.
-	DefaultConsistency cluster.Consistency
+	// parameter. Default wire.Bounded.
+	DefaultConsistency wire.Consistency
 
 	// AdminToken, when not empty, is required as "Authorization: Bearer
 	// TOKEN" on every /cluster/* request; otherwise they get 401. It must be
@@ -59,7 +60,7 @@ func DefaultConfig() Config {
 		Address:                 "0.0.0.0:4161",
 		InactiveProducerTimeout: 300 * time.Second,
 		TombstoneLifetime:       45 * time.Second,
-		DefaultConsistency:      cluster.Bounded,
+		DefaultConsistency:      wire.Bounded,
 		WriteTimeout:            5 * time.Second,
 		Version:                 "1.3.0",
 	}
@@ -77,7 +78,7 @@ func (c Config) Validate() error {
 	if c.TombstoneLifetime < 0 {
 		errs = append(errs, fmt.Errorf("tombstone lifetime %v: must not be negative", c.TombstoneLifetime))
 	}
-	if _, err := cluster.ParseConsistency(string(c.DefaultConsistency)); err != nil {
+	if _, err := wire.ParseConsistency(string(c.DefaultConsistency)); err != nil {
 		errs = append(errs, fmt.Errorf("default consistency: %w", err))
 	}
 	if c.WriteTimeout <= 0 {

@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/raftlookupd/raftlookupd/cluster"
+	"github.com/raftlookupd/raftlookupd/wire"
 )
 
 // readBarrier waits until local state may answer at the requested level and
@@ -30,10 +30,10 @@ func (s *Server) readBarrier(w http.ResponseWriter, r *http.Request, p params) *
 		return nil
 	}
 	switch {
-	case errors.Is(err, cluster.ErrShutdown):
+	case errors.Is(err, wire.ErrShutdown):
 		return errShuttingDown
-	case errors.Is(err, cluster.ErrLeaderUnreachable), errors.Is(err, cluster.ErrNoLeader),
-		errors.Is(err, cluster.ErrNotLeader), errors.Is(err, context.DeadlineExceeded),
+	case errors.Is(err, wire.ErrLeaderUnreachable), errors.Is(err, wire.ErrNoLeader),
+		errors.Is(err, wire.ErrNotLeader), errors.Is(err, context.DeadlineExceeded),
 		errors.Is(err, context.Canceled):
 		s.logger.Debug("read refused", "level", level, "error", err)
 		return errLeaderUnreachable

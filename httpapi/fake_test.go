@@ -6,8 +6,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/raftlookupd/raftlookupd/cluster"
 	"github.com/raftlookupd/raftlookupd/fsm"
+	"github.com/raftlookupd/raftlookupd/wire"
 )
 
 // fakeRegistry follows nsqlookupd's RegistrationDB (PROTOCOL.md §2): a map
@@ -265,26 +265,24 @@ type fakeCluster struct {
 	proposeDead []time.Duration // time left on each Propose context
 
 	barrierErr    error
-	barrierLevels []cluster.Consistency
+	barrierLevels []wire.Consistency
 	// barrierAdvance is added to the applied index by ReadBarrier, to show
 	// the headers are taken after it.
 	barrierAdvance uint64
-	readState      cluster.ReadState
+	readState      wire.ReadState
 
-	status    cluster.Status
+	status    wire.Status
 	statusErr error
 	ready     bool
 
 	adminErr  error // for join, leave, transfer, apply, read-index
-	joins     []cluster.JoinRequest
+	joins     []wire.JoinRequest
 	leaves    []string
 	transfers []string
-	applied   [][]byte
-	readIndex uint64
 }
 
 func newFakeCluster(reg *fakeRegistry) *fakeCluster {
-	return &fakeCluster{reg: reg, readState: cluster.ReadState{LeaderID: "n1", AppliedIndex: 1}}
+	return &fakeCluster{reg: reg, readState: wire.ReadState{LeaderID: "n1", AppliedIndex: 1}}
 }
 
 func (c *fakeCluster) Propose(ctx context.Context, cmd fsm.Command) error {
@@ -303,7 +301,7 @@ func (c *fakeCluster) Propose(ctx context.Context, cmd fsm.Command) error {
 	return c.reg.apply(cmd)
 }
 
-func (c *fakeCluster) ReadBarrier(_ context.Context, level cluster.Consistency) error {
+func (c *fakeCluster) ReadBarrier(_ context.Context, level wire.Consistency) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.barrierLevels = append(c.barrierLevels, level)
@@ -311,13 +309,13 @@ func (c *fakeCluster) ReadBarrier(_ context.Context, level cluster.Consistency) 
 	return c.barrierErr
 }
 
-func (c *fakeCluster) ReadState() cluster.ReadState {
+func (c *fakeCluster) ReadState() wire.ReadState {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.readState
 }
 
-func (c *fakeCluster) Status(context.Context, bool) (cluster.Status, error) {
+func (c *fakeCluster) Status(context.Context, bool) (wire.Status, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.status, c.statusErr
@@ -329,7 +327,7 @@ func (c *fakeCluster) Ready() bool {
 	return c.ready
 }
 
-func (c *fakeCluster) Join(_ context.Context, req cluster.JoinRequest) error {
+func (c *fakeCluster) Join(_ context.Context, req wire.JoinRequest) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.joins = append(c.joins, req)
@@ -348,20 +346,4 @@ func (c *fakeCluster) TransferLeadership(_ context.Context, id string) error {
 	defer c.mu.Unlock()
 	c.transfers = append(c.transfers, id)
 	return c.adminErr
-}
-
-func (c *fakeCluster) ApplyForwarded(_ context.Context, batch []byte) (cluster.ApplyResult, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.applied = append(c.applied, batch)
-	if c.adminErr != nil {
-		return cluster.ApplyResult{}, c.adminErr
-	}
-	return cluster.ApplyResult{Index: 12, Codes: []uint8{fsm.ResultOK, fsm.ResultChannelNotFound}}, nil
-}
-
-func (c *fakeCluster) ReadIndex(context.Context) (uint64, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.readIndex, c.adminErr
 }

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"crypto/sha256"
 	"crypto/subtle"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -30,6 +31,31 @@ func isAdminPath(p string) bool {
 		return false
 	}
 	return len(p) == len(adminPrefix) || p[len(adminPrefix)] == '/'
+}
+
+// private guards the profiling endpoints: the admin token when one is set,
+// else a request from loopback.
+func (s *Server) private(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case s.cfg.AdminToken != "" && !s.authorized(r):
+			writeUnauthorized(w)
+		case s.cfg.AdminToken == "" && !fromLoopback(r):
+			writeJSON(w, http.StatusForbidden, messageBody{"profiling needs -admin-token, or a request from loopback"})
+		default:
+			h.ServeHTTP(w, r)
+		}
+	})
+}
+
+// fromLoopback reports whether the request came over a loopback address.
+func fromLoopback(r *http.Request) bool {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // authorized checks "Authorization: Bearer TOKEN". Both sides are hashed

@@ -6,8 +6,8 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/raftlookupd/raftlookupd/cluster"
 	"github.com/raftlookupd/raftlookupd/fsm"
+	"github.com/raftlookupd/raftlookupd/wire"
 )
 
 // wildcardTopic is the lookup wildcard of PROTOCOL.md §2.2. nsqlookupd lets
@@ -120,10 +120,10 @@ func (s *Server) propose(r *http.Request, cmd fsm.Command) *apiError {
 		return nil
 	case errors.Is(err, fsm.ErrChannelNotFound):
 		return errChannelNotFound
-	case errors.Is(err, cluster.ErrShutdown):
+	case errors.Is(err, wire.ErrShutdown):
 		return errShuttingDown
-	case errors.Is(err, cluster.ErrNoLeader), errors.Is(err, cluster.ErrNotLeader),
-		errors.Is(err, cluster.ErrLeaderUnreachable), errors.Is(err, cluster.ErrQueueFull),
+	case errors.Is(err, wire.ErrNoLeader), errors.Is(err, wire.ErrNotLeader),
+		errors.Is(err, wire.ErrLeaderUnreachable), errors.Is(err, wire.ErrQueueFull),
 		errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		s.logger.Warn("registry change not committed", "op", cmd.Op, "topic", cmd.Topic, "error", err)
 		return errNoLeader

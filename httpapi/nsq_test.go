@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/raftlookupd/raftlookupd/cluster"
 	"github.com/raftlookupd/raftlookupd/fsm"
+	"github.com/raftlookupd/raftlookupd/wire"
 )
 
 const (
@@ -349,11 +349,11 @@ func TestProposeErrors(t *testing.T) {
 		status int
 		body   string
 	}{
-		{cluster.ErrNoLeader, 503, `{"message":"NO_LEADER"}`},
-		{fmt.Errorf("forward: %w", cluster.ErrNotLeader), 503, `{"message":"NO_LEADER"}`},
+		{wire.ErrNoLeader, 503, `{"message":"NO_LEADER"}`},
+		{fmt.Errorf("forward: %w", wire.ErrNotLeader), 503, `{"message":"NO_LEADER"}`},
 		{fmt.Errorf("apply: %w", context.DeadlineExceeded), 503, `{"message":"NO_LEADER"}`},
-		{cluster.ErrQueueFull, 503, `{"message":"NO_LEADER"}`},
-		{fmt.Errorf("x: %w", cluster.ErrShutdown), 503, `{"message":"SHUTTING_DOWN"}`},
+		{wire.ErrQueueFull, 503, `{"message":"NO_LEADER"}`},
+		{fmt.Errorf("x: %w", wire.ErrShutdown), 503, `{"message":"SHUTTING_DOWN"}`},
 		{fmt.Errorf("x: %w", fsm.ErrChannelNotFound), 404, `{"message":"CHANNEL_NOT_FOUND"}`},
 		{errors.New("disk on fire"), 500, `{"message":"INTERNAL_ERROR"}`},
 	}
@@ -379,18 +379,18 @@ func TestConsistencyParam(t *testing.T) {
 	tests := []struct {
 		name      string
 		query     string
-		def       cluster.Consistency
-		wantLevel cluster.Consistency
+		def       wire.Consistency
+		wantLevel wire.Consistency
 		status    int
 	}{
-		{"default bounded", "", cluster.Bounded, cluster.Bounded, 200},
-		{"default from config", "", cluster.Linearizable, cluster.Linearizable, 200},
-		{"stale", "consistency=stale", cluster.Bounded, cluster.Stale, 200},
-		{"linearizable", "consistency=linearizable", cluster.Stale, cluster.Linearizable, 200},
-		{"first wins", "consistency=stale&consistency=bogus", cluster.Bounded, cluster.Stale, 200},
-		{"invalid", "consistency=strong", cluster.Bounded, "", 400},
-		{"case sensitive", "consistency=Stale", cluster.Bounded, "", 400},
-		{"present but empty", "consistency=", cluster.Bounded, "", 400},
+		{"default bounded", "", wire.Bounded, wire.Bounded, 200},
+		{"default from config", "", wire.Linearizable, wire.Linearizable, 200},
+		{"stale", "consistency=stale", wire.Bounded, wire.Stale, 200},
+		{"linearizable", "consistency=linearizable", wire.Stale, wire.Linearizable, 200},
+		{"first wins", "consistency=stale&consistency=bogus", wire.Bounded, wire.Stale, 200},
+		{"invalid", "consistency=strong", wire.Bounded, "", 400},
+		{"case sensitive", "consistency=Stale", wire.Bounded, "", 400},
+		{"present but empty", "consistency=", wire.Bounded, "", 400},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -452,10 +452,10 @@ func TestReadBarrierErrors(t *testing.T) {
 		status int
 		body   string
 	}{
-		{cluster.ErrLeaderUnreachable, 503, `{"message":"LEADER_UNREACHABLE"}`},
-		{fmt.Errorf("read index: %w", cluster.ErrNoLeader), 503, `{"message":"LEADER_UNREACHABLE"}`},
+		{wire.ErrLeaderUnreachable, 503, `{"message":"LEADER_UNREACHABLE"}`},
+		{fmt.Errorf("read index: %w", wire.ErrNoLeader), 503, `{"message":"LEADER_UNREACHABLE"}`},
 		{fmt.Errorf("wait: %w", context.DeadlineExceeded), 503, `{"message":"LEADER_UNREACHABLE"}`},
-		{cluster.ErrShutdown, 503, `{"message":"SHUTTING_DOWN"}`},
+		{wire.ErrShutdown, 503, `{"message":"SHUTTING_DOWN"}`},
 		{errors.New("boom"), 500, `{"message":"INTERNAL_ERROR"}`},
 	}
 	for _, tc := range tests {
@@ -485,15 +485,15 @@ func TestReadBarrierErrors(t *testing.T) {
 
 func TestReadHeaders(t *testing.T) {
 	tests := []struct {
-		rs      cluster.ReadState
+		rs      wire.ReadState
 		advance uint64
 		want    map[string]string
 	}{
-		{cluster.ReadState{LeaderID: "n2", AppliedIndex: 41, LastContact: 1500 * time.Millisecond}, 1,
+		{wire.ReadState{LeaderID: "n2", AppliedIndex: 41, LastContact: 1500 * time.Millisecond}, 1,
 			map[string]string{"X-Raftlookupd-Leader": "n2", "X-Raftlookupd-Applied-Index": "42", "X-Raftlookupd-Last-Contact": "1500"}},
-		{cluster.ReadState{LeaderID: "n1", AppliedIndex: 7}, 0,
+		{wire.ReadState{LeaderID: "n1", AppliedIndex: 7}, 0,
 			map[string]string{"X-Raftlookupd-Leader": "n1", "X-Raftlookupd-Applied-Index": "7", "X-Raftlookupd-Last-Contact": "0"}},
-		{cluster.ReadState{AppliedIndex: 0, LastContact: -1}, 0,
+		{wire.ReadState{AppliedIndex: 0, LastContact: -1}, 0,
 			map[string]string{"X-Raftlookupd-Leader": "", "X-Raftlookupd-Applied-Index": "0", "X-Raftlookupd-Last-Contact": "-1"}},
 	}
 	for i, tc := range tests {

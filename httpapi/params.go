@@ -5,7 +5,7 @@ import (
 	"net/http"
 	"net/url"
 
-	"github.com/raftlookupd/raftlookupd/cluster"
+	"github.com/raftlookupd/raftlookupd/wire"
 )
 
 // maxDiscardBody bounds how much of an ignored request body is read.
@@ -51,12 +51,12 @@ func (p params) get(key string) (string, bool) {
 }
 
 // consistency returns the requested read level, def when absent.
-func (p params) consistency(def cluster.Consistency) (cluster.Consistency, *apiError) {
+func (p params) consistency(def wire.Consistency) (wire.Consistency, *apiError) {
 	s, ok := p.get("consistency")
 	if !ok {
 		return def, nil
 	}
-	c, err := cluster.ParseConsistency(s)
+	c, err := wire.ParseConsistency(s)
 	if err != nil {
 		return "", errInvalidConsistency
 	}

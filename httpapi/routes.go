@@ -6,7 +6,7 @@ import (
 	"runtime/debug"
 
 	"github.com/julienschmidt/httprouter"
-	"github.com/raftlookupd/raftlookupd/cluster"
+	"github.com/raftlookupd/raftlookupd/wire"
 )
 
 // routes builds the handler: nsqlookupd's routes on httprouter configured as
@@ -39,27 +39,23 @@ func (s *Server) routes() http.Handler {
 	r.POST("/channel/delete", v1(s.handleDeleteChannel))
 	r.POST("/topic/tombstone", v1(s.handleTombstone))
 
-	// Profiling, exactly the set nsqlookupd exposes (unauthenticated, as
-	// there).
-	r.HandlerFunc(http.MethodGet, "/debug/pprof", pprof.Index)
-	r.HandlerFunc(http.MethodGet, "/debug/pprof/cmdline", pprof.Cmdline)
-	r.HandlerFunc(http.MethodGet, "/debug/pprof/symbol", pprof.Symbol)
-	r.HandlerFunc(http.MethodPost, "/debug/pprof/symbol", pprof.Symbol)
-	r.HandlerFunc(http.MethodGet, "/debug/pprof/profile", pprof.Profile)
-	r.Handler(http.MethodGet, "/debug/pprof/heap", pprof.Handler("heap"))
-	r.Handler(http.MethodGet, "/debug/pprof/goroutine", pprof.Handler("goroutine"))
-	r.Handler(http.MethodGet, "/debug/pprof/block", pprof.Handler("block"))
-	r.Handler(http.MethodGet, "/debug/pprof/threadcreate", pprof.Handler("threadcreate"))
+	// Profiling, behind the admin token (loopback only without one); the
+	// command line is never served, since it holds -admin-token.
+	r.Handler(http.MethodGet, "/debug/pprof", s.private(http.HandlerFunc(pprof.Index)))
+	r.Handler(http.MethodGet, "/debug/pprof/symbol", s.private(http.HandlerFunc(pprof.Symbol)))
+	r.Handler(http.MethodPost, "/debug/pprof/symbol", s.private(http.HandlerFunc(pprof.Symbol)))
+	r.Handler(http.MethodGet, "/debug/pprof/profile", s.private(http.HandlerFunc(pprof.Profile)))
+	for _, name := range []string{"heap", "goroutine", "block", "threadcreate"} {
+		r.Handler(http.MethodGet, "/debug/pprof/"+name, s.private(pprof.Handler(name)))
+	}
 
-	// Admin and node-to-node API; the token check is in front of the router
-	// and again in s.admin.
-	r.GET(cluster.PathStatus, s.admin(s.handleStatus))
-	r.GET(cluster.PathReady, s.admin(s.handleReady))
-	r.POST(cluster.PathJoin, s.admin(s.handleJoin))
-	r.POST(cluster.PathLeave, s.admin(s.handleLeave))
-	r.POST(cluster.PathTransfer, s.admin(s.handleTransfer))
-	r.POST(cluster.PathApply, s.admin(s.handleApply))
-	r.GET(cluster.PathReadIndex, s.admin(s.handleReadIndex))
+	// Admin API; the token check is in front of the router and again in
+	// s.admin. Node-to-node calls are not here: they use the Raft port.
+	r.GET(wire.PathStatus, s.admin(false, s.handleStatus))
+	r.GET(wire.PathReady, s.admin(false, s.handleReady))
+	r.POST(wire.PathJoin, s.admin(true, s.handleJoin))
+	r.POST(wire.PathLeave, s.admin(true, s.handleLeave))
+	r.POST(wire.PathTransfer, s.admin(true, s.handleTransfer))
 
 	// Outside /cluster/, so scrapers need no admin token.
 	r.GET("/metrics", s.handleMetrics)

@@ -27,9 +27,7 @@ type Server struct {
 	ln      net.Listener
 	srv     *http.Server
 	handler http.Handler
-	// applyLimit is maxApplyBody; tests lower it.
-	applyLimit int64
-	reads      map[string]*readMetrics
+	reads   map[string]*readMetrics
 }
 
 // New validates cfg and binds cfg.Address, so a ":0" port is known before
@@ -46,7 +44,7 @@ func New(cfg Config, reg Registry, cl Cluster, logger hclog.Logger) (*Server, er
 		logger = hclog.NewNullLogger()
 	}
 	logger = logger.Named("http")
-	s := &Server{cfg: cfg, reg: reg, cluster: cl, logger: logger, applyLimit: maxApplyBody}
+	s := &Server{cfg: cfg, reg: reg, cluster: cl, logger: logger}
 	s.handler = s.routes()
 	ln := cfg.Listener
 	if ln == nil {

@@ -12,8 +12,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/raftlookupd/raftlookupd/cluster"
 	"github.com/raftlookupd/raftlookupd/fsm"
+	"github.com/raftlookupd/raftlookupd/wire"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -90,7 +90,7 @@ func TestLifecycle(t *testing.T) {
 	reg := newFakeRegistry()
 	cfg := DefaultConfig()
 	cfg.Address = "127.0.0.1:0"
-	cfg.DefaultConsistency = cluster.Stale
+	cfg.DefaultConsistency = wire.Stale
 	s, err := New(cfg, reg, newFakeCluster(reg), nil)
 	if err != nil {
 		t.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net"
 	"os"
 	"time"
 )
@@ -31,9 +32,12 @@ type Config struct {
 	// informational. Default: the OS hostname.
 	Hostname string
 
+	// Listener, when set, is served instead of binding Address: the daemon
+	// binds every listener first, because their ports are advertised.
+	Listener net.Listener
+
 	// HTTPPort is returned as http_port in the IDENTIFY reply: the port the
-	// HTTP API is really bound to. It may be 0 at New and set later with
-	// Server.SetHTTPPort, because the HTTP listener may bind after this one.
+	// HTTP API is really bound to.
 	HTTPPort int
 
 	// Version is returned as version in the IDENTIFY reply. Default "1.3.0".

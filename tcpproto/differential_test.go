@@ -195,13 +195,12 @@ func TestDifferentialAgainstNSQLookupd(t *testing.T) {
 	ref := startNSQLookupd(t, broadcast)
 	refTCP, refHTTP := ref.RealTCPAddr(), ref.RealHTTPAddr()
 
+	const ourHTTP = 18161
 	ours, _ := startServer(t, func(c *Config) {
 		c.BroadcastAddress = broadcast
 		c.Hostname = host // nsqlookupd always answers the OS hostname
-		c.HTTPPort = 0
+		c.HTTPPort = ourHTTP
 	})
-	const ourHTTP = 18161
-	ours.SetHTTPPort(ourHTTP)
 	ourTCP := ours.Addr().(*net.TCPAddr).Port
 
 	for _, sc := range differentialScripts() {

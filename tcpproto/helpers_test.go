@@ -36,7 +36,7 @@ type fakeRegistry struct {
 	seq     uint64
 	changed chan struct{} // closed and replaced on every call
 
-	openErr, registerErr, unregisterErr error
+	openErr, registerErr, unregisterErr, pingErr error
 }
 
 func newFakeRegistry() *fakeRegistry {
@@ -81,10 +81,11 @@ func (f *fakeRegistry) Unregister(id fsm.SessionID, topic, channel string) error
 	return nil
 }
 
-func (f *fakeRegistry) Ping(id fsm.SessionID) {
+func (f *fakeRegistry) Ping(id fsm.SessionID) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.record(call{Op: "ping", ID: id})
+	return f.pingErr
 }
 
 func (f *fakeRegistry) CloseSession(id fsm.SessionID) {

@@ -232,9 +232,17 @@ func TestIdentifyAccepts(t *testing.T) {
 	}
 }
 
-func TestIdentifyReplyFollowsSetHTTPPort(t *testing.T) {
-	s, _ := startServer(t, func(c *Config) { c.HTTPPort = 0 })
-	s.SetHTTPPort(14161)
+// The reply carries the configured HTTP port, and a listener given in the
+// config is the one served.
+func TestIdentifyReplyUsesConfiguredPortAndListener(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, _ := startServer(t, func(c *Config) { c.HTTPPort = 14161; c.Listener = ln })
+	if s.Addr() != ln.Addr() {
+		t.Fatalf("serving %v, want the given listener %v", s.Addr(), ln.Addr())
+	}
 	c := identifiedReply(t, s)
 	want := fmt.Sprintf(`{"broadcast_address":"lookupd.example","hostname":"host-a","http_port":14161,"tcp_port":%d,"version":"1.3.0"}`,
 		s.Addr().(*net.TCPAddr).Port)
@@ -291,4 +299,17 @@ func TestRegistryErrors(t *testing.T) {
 			reg.waitFor(t, "close", func(calls []call) bool { return countOp(calls, "close") == 1 })
 		})
 	}
+	// A session the node no longer has (its batch was refused, its lease
+	// expired) ends at the next PING, so an idle nsqd reconnects.
+	t.Run("PING", func(t *testing.T) {
+		s, reg := startServer(t, nil)
+		c := identified(t, s.Addr())
+		reg.mu.Lock()
+		reg.pingErr = errors.New("session closed")
+		reg.mu.Unlock()
+		c.writeString("PING\n")
+		c.expect("E_UNAVAILABLE session closed")
+		c.expectClosed()
+		reg.waitFor(t, "close", func(calls []call) bool { return countOp(calls, "close") == 1 })
+	})
 }

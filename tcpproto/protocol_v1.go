@@ -56,7 +56,9 @@ func (c *conn) exec(params []string) ([]byte, *clientError) {
 func (c *conn) ping() ([]byte, *clientError) {
 	// PING before IDENTIFY is allowed and touches nothing.
 	if c.identified {
-		c.srv.reg.Ping(c.session)
+		if err := c.srv.reg.Ping(c.session); err != nil {
+			return nil, errUnavailable(err)
+		}
 	}
 	return replyOK, nil
 }
@@ -106,7 +108,7 @@ func (c *conn) identify() ([]byte, *clientError) {
 	reply, err := json.Marshal(identifyReply{
 		BroadcastAddress: c.srv.cfg.BroadcastAddress,
 		Hostname:         c.srv.cfg.Hostname,
-		HTTPPort:         int(c.srv.httpPort.Load()),
+		HTTPPort:         c.srv.cfg.HTTPPort,
 		TCPPort:          c.srv.tcpPort,
 		Version:          c.srv.cfg.Version,
 	})

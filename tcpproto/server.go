@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -28,8 +27,10 @@ type Registry interface {
 	// Unregister removes the session from topic/channel, or from the topic
 	// and all its channels when channel is "".
 	Unregister(id fsm.SessionID, topic, channel string) error
-	// Ping records liveness of an identified session.
-	Ping(id fsm.SessionID)
+	// Ping records liveness of an identified session. An error (the
+	// session no longer exists on the node) closes the connection, so
+	// nsqd reconnects and registers again.
+	Ping(id fsm.SessionID) error
 	// CloseSession ends a session; called exactly once per opened session,
 	// when its connection ends.
 	CloseSession(id fsm.SessionID)
@@ -48,12 +49,11 @@ const (
 // Server serves protocol V1 on one listener. Its lifecycle follows
 // net/http.Server: New binds, Serve blocks, Shutdown stops and waits.
 type Server struct {
-	cfg      Config
-	reg      Registry
-	log      hclog.Logger
-	ln       net.Listener
-	tcpPort  int
-	httpPort atomic.Int64
+	cfg     Config
+	reg     Registry
+	log     hclog.Logger
+	ln      net.Listener
+	tcpPort int
 
 	mu      sync.Mutex
 	conns   map[*conn]struct{}
@@ -84,9 +84,12 @@ func New(cfg Config, reg Registry, logger hclog.Logger) (*Server, error) {
 	// net.Listen enables TCP keep-alive on accepted connections (15 s idle,
 	// then probes): the only way a silently dead nsqd is ever noticed, since
 	// idle connections have no read deadline.
-	ln, err := net.Listen("tcp", cfg.Address)
-	if err != nil {
-		return nil, fmt.Errorf("tcpproto: listen %s: %w", cfg.Address, err)
+	ln := cfg.Listener
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", cfg.Address); err != nil {
+			return nil, fmt.Errorf("tcpproto: listen %s: %w", cfg.Address, err)
+		}
 	}
 	s := &Server{
 		cfg:   cfg,
@@ -100,16 +103,11 @@ func New(cfg Config, reg Registry, logger hclog.Logger) (*Server, error) {
 	if a, ok := ln.Addr().(*net.TCPAddr); ok {
 		s.tcpPort = a.Port
 	}
-	s.httpPort.Store(int64(cfg.HTTPPort))
 	return s, nil
 }
 
 // Addr is the bound listen address.
 func (s *Server) Addr() net.Addr { return s.ln.Addr() }
-
-// SetHTTPPort sets the http_port of later IDENTIFY replies; for when the
-// HTTP listener binds after New.
-func (s *Server) SetHTTPPort(port int) { s.httpPort.Store(int64(port)) }
 
 // Connections is the number of open client connections.
 func (s *Server) Connections() int {

@@ -13,61 +13,12 @@ import (
 	"unicode"
 )
 
-// Admin API paths; they equal the cluster.Path* constants (checked by a test).
-const (
-	pathStatus   = "/cluster/status"
-	pathReady    = "/cluster/ready"
-	pathJoin     = "/cluster/join"
-	pathLeave    = "/cluster/leave"
-	pathTransfer = "/cluster/transfer-leadership"
-)
-
 // maxResponse bounds what is read of any answer: a status document of even a
 // large cluster is a few kilobytes.
 const maxResponse = 4 << 20
 
 // maxMessage bounds an error message printed from a response.
 const maxMessage = 300
-
-// Wire types of the admin API, mirroring cluster.Status, cluster.MemberStatus,
-// cluster.JoinRequest, cluster.LeaveRequest and cluster.TransferRequest.
-type status struct {
-	NodeID        string         `json:"node_id"`
-	State         string         `json:"state"`
-	LeaderID      string         `json:"leader_id"`
-	LeaderAddress string         `json:"leader_address"`
-	Term          uint64         `json:"term"`
-	LastLogIndex  uint64         `json:"last_log_index"`
-	CommitIndex   uint64         `json:"commit_index"`
-	AppliedIndex  uint64         `json:"applied_index"`
-	Members       []memberStatus `json:"members"`
-}
-
-type memberStatus struct {
-	ID          string  `json:"id"`
-	RaftAddress string  `json:"raft_address"`
-	HTTPAddress string  `json:"http_address"`
-	TCPAddress  string  `json:"tcp_address"`
-	Suffrage    string  `json:"suffrage"`
-	Leader      bool    `json:"leader"`
-	Lag         *uint64 `json:"lag,omitempty"`
-}
-
-// joinRequest always carries voter: the server's default (true) is not
-// relied upon.
-type joinRequest struct {
-	ID          string `json:"id"`
-	RaftAddress string `json:"raft_address"`
-	Voter       bool   `json:"voter"`
-}
-
-type leaveRequest struct {
-	ID string `json:"id"`
-}
-
-type transferRequest struct {
-	ID string `json:"id,omitempty"`
-}
 
 // client calls one node's admin API.
 type client struct {

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/raftlookupd/raftlookupd/wire"
 )
 
 // command is one subcommand. run parses its own arguments with
@@ -157,7 +159,7 @@ func runStatus(inv *invocation, args []string) error {
 	if err != nil {
 		return err
 	}
-	body, err := c.do(http.MethodGet, pathStatus, nil)
+	body, err := c.do(http.MethodGet, wire.PathStatus, nil)
 	if err != nil {
 		return err
 	}
@@ -170,7 +172,7 @@ func runStatus(inv *invocation, args []string) error {
 		}
 		out.WriteByte('\n')
 	} else {
-		var st status
+		var st wire.Status
 		if err := json.Unmarshal(body, &st); err != nil {
 			return fmt.Errorf("invalid status document: %w", err)
 		}
@@ -184,7 +186,7 @@ func runStatus(inv *invocation, args []string) error {
 
 // formatStatus writes a header line about the node, then one table row per
 // member.
-func formatStatus(w io.Writer, st status) error {
+func formatStatus(w io.Writer, st wire.Status) error {
 	leader := "none"
 	switch {
 	case st.LeaderID != "" && st.LeaderAddress != "":
@@ -237,7 +239,8 @@ func runJoin(inv *invocation, args []string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := c.do(http.MethodPost, pathJoin, joinRequest{ID: id, RaftAddress: addr, Voter: !*nonvoter}); err != nil {
+	voter := !*nonvoter
+	if _, err := c.do(http.MethodPost, wire.PathJoin, wire.JoinRequest{ID: id, RaftAddress: addr, Voter: &voter}); err != nil {
 		return err
 	}
 	kind := "voter"
@@ -256,7 +259,7 @@ func runLeave(inv *invocation, args []string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := c.do(http.MethodPost, pathLeave, leaveRequest{ID: pos[0]}); err != nil {
+	if _, err := c.do(http.MethodPost, wire.PathLeave, wire.LeaveRequest{ID: pos[0]}); err != nil {
 		return err
 	}
 	return inv.printf("removed %s\n", pos[0])
@@ -267,7 +270,7 @@ func runTransfer(inv *invocation, args []string) error {
 	if err != nil {
 		return err
 	}
-	var req transferRequest
+	var req wire.TransferRequest
 	if len(pos) == 1 {
 		req.ID = pos[0]
 	}
@@ -275,7 +278,7 @@ func runTransfer(inv *invocation, args []string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := c.do(http.MethodPost, pathTransfer, req); err != nil {
+	if _, err := c.do(http.MethodPost, wire.PathTransfer, req); err != nil {
 		return err
 	}
 	if req.ID == "" {
@@ -294,7 +297,7 @@ func runHealth(inv *invocation, args []string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := c.do(http.MethodGet, pathReady, nil); err != nil {
+	if _, err := c.do(http.MethodGet, wire.PathReady, nil); err != nil {
 		return err
 	}
 	return inv.printf("ready\n")

@@ -8,11 +8,11 @@ import (
 	"net"
 	"os"
 	"runtime"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/raftlookupd/raftlookupd/cluster"
+	"github.com/raftlookupd/raftlookupd/wire"
 )
 
 var errHelpOrVersion = errors.New("help or version printed")
@@ -26,9 +26,10 @@ type options struct {
 	tombstoneLifetime       time.Duration
 	logLevel                string
 	logFormat               string
-	readConsistency         cluster.Consistency
+	readConsistency         wire.Consistency
 	maxConnections          int
 	maxRegistrations        int
+	raftAddress             string
 	cluster                 cluster.Config
 }
 
@@ -58,12 +59,15 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&c.DataDir, "data-dir", "raftlookupd-data", "directory for the Raft log, stable store and snapshots")
 	raftAddress := fs.String("raft-address", "0.0.0.0:4162", "<addr>:<port> to listen on for Raft peers")
 	peers := fs.String("peers", "", "static bootstrap on a fresh data dir: id=host:port,... (same on every node, includes this node)")
-	join := fs.String("join", "", "HTTP addresses of members to ask for admission: host:port,...")
+	join := fs.String("join", "", "Raft addresses of members to ask for admission: host:port,... (a name resolving to several members stands for all)")
 	fs.BoolVar(&c.Bootstrap, "bootstrap", true, "with neither -peers nor -join, start a single-node cluster on a fresh data dir (false: wait to be added)")
-	consistency := fs.String("read-consistency", string(cluster.Bounded), "default read consistency: stale, bounded or linearizable")
+	consistency := fs.String("read-consistency", string(wire.Bounded), "default read consistency: stale, bounded or linearizable")
 	fs.DurationVar(&c.MaxStaleness, "max-staleness", c.MaxStaleness, "bounded reads fail with 503 when the leader was not heard from for this long")
 	// Not the flag's default: -h would print the secret.
-	fs.StringVar(&c.AdminToken, "admin-token", "", "bearer token required by /cluster/* and node-to-node calls (default $RAFTLOOKUPD_ADMIN_TOKEN)")
+	fs.StringVar(&c.AdminToken, "admin-token", "", "bearer token required by /cluster/*, pprof and node-to-node calls (default $RAFTLOOKUPD_ADMIN_TOKEN)")
+	fs.StringVar(&c.TLS.CertFile, "tls-cert", "", "PEM certificate of this node for the Raft port (mutual TLS between members)")
+	fs.StringVar(&c.TLS.KeyFile, "tls-key", "", "PEM private key of -tls-cert")
+	fs.StringVar(&c.TLS.CAFile, "tls-ca", "", "PEM CA that signs every member's certificate; peers without one are refused")
 	fs.DurationVar(&c.LeaseTimeout, "lease-timeout", c.LeaseTimeout, "drop every session of a node whose lease was not renewed for this long")
 	fs.DurationVar(&c.LeaseRenewInterval, "lease-renew-interval", c.LeaseRenewInterval, "how often a node renews its lease and replicates PING times")
 	fs.DurationVar(&c.HeartbeatTimeout, "raft-heartbeat-timeout", c.HeartbeatTimeout, "Raft heartbeat timeout")
@@ -111,7 +115,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	default:
 		return nil, fmt.Errorf("-log-level %q: want trace, debug, info, warn or error", o.logLevel)
 	}
-	if o.readConsistency, err = cluster.ParseConsistency(*consistency); err != nil {
+	if o.readConsistency, err = wire.ParseConsistency(*consistency); err != nil {
 		return nil, fmt.Errorf("-read-consistency %q: want stale, bounded or linearizable", *consistency)
 	}
 	for name, addr := range map[string]string{"-tcp-address": o.tcpAddress, "-http-address": o.httpAddress, "-raft-address": *raftAddress} {
@@ -130,12 +134,15 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 			c.Join = append(c.Join, a)
 		}
 	}
+	if c.TLS.Enabled() && (c.TLS.CertFile == "" || c.TLS.KeyFile == "" || c.TLS.CAFile == "") {
+		return nil, errors.New("-tls-cert, -tls-key and -tls-ca go together")
+	}
 	c.InactiveProducerTimeout = o.inactiveProducerTimeout
-	c.RaftBind = *raftAddress
+	o.raftAddress = *raftAddress
+	// Provisional until the listener is bound (a ":0" port becomes real
+	// there); enough to check the configuration now, as a flag error.
 	_, raftPort, _ := net.SplitHostPort(*raftAddress)
 	c.RaftAdvertise = net.JoinHostPort(o.broadcastAddress, raftPort)
-	// Placeholder until the listener is bound; start() sets the real one.
-	c.HTTPAdvertise = net.JoinHostPort(o.broadcastAddress, strconv.Itoa(0))
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}

@@ -83,40 +83,63 @@ type daemon struct {
 	failed chan error
 }
 
-func start(opts *options, logger hclog.Logger) (*daemon, error) {
-	// Bind both client listeners first: the IDENTIFY reply and the member
-	// record advertise the ports actually bound.
-	httpLn, err := net.Listen("tcp", opts.httpAddress)
-	if err != nil {
-		return nil, fmt.Errorf("http listener: %w", err)
+func start(opts *options, logger hclog.Logger) (d *daemon, err error) {
+	// Every listener first: the IDENTIFY reply, the member record and the
+	// Raft configuration advertise the ports actually bound, and each
+	// component is then built with its real addresses.
+	var lns []net.Listener
+	listen := func(name, addr string) (net.Listener, error) {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, fmt.Errorf("%s listener: %w", name, err)
+		}
+		lns = append(lns, ln)
+		return ln, nil
 	}
+	defer func() {
+		if err != nil {
+			for _, ln := range lns {
+				ln.Close()
+			}
+		}
+	}()
+	httpLn, err := listen("http", opts.httpAddress)
+	if err != nil {
+		return nil, err
+	}
+	tcpLn, err := listen("tcp", opts.tcpAddress)
+	if err != nil {
+		return nil, err
+	}
+	raftLn, err := listen("raft", opts.raftAddress)
+	if err != nil {
+		return nil, err
+	}
+
+	ccfg := opts.cluster
+	ccfg.RaftListener = raftLn
+	ccfg.RaftAdvertise = advertise(opts.broadcastAddress, raftLn.Addr())
+	ccfg.HTTPAdvertise = advertise(opts.broadcastAddress, httpLn.Addr())
+	ccfg.TCPAdvertise = advertise(opts.broadcastAddress, tcpLn.Addr())
+
+	d = &daemon{failed: make(chan error, 2)}
+	if d.node, err = cluster.New(ccfg, logger.Named("cluster")); err != nil {
+		return nil, err
+	}
+	lns = lns[:2] // the node owns the Raft listener now
+
 	tcpCfg := tcpproto.DefaultConfig()
-	tcpCfg.Address = opts.tcpAddress
+	tcpCfg.Listener = tcpLn
 	tcpCfg.BroadcastAddress = opts.broadcastAddress
 	tcpCfg.Hostname = opts.hostname
 	tcpCfg.Version = nsqVersion
 	tcpCfg.HTTPPort = httpLn.Addr().(*net.TCPAddr).Port
 	tcpCfg.MaxConnections = opts.maxConnections
 	tcpCfg.MaxRegistrations = opts.maxRegistrations
-
-	ccfg := opts.cluster
-	ccfg.HTTPAdvertise = advertise(opts.broadcastAddress, httpLn.Addr())
-
-	var d daemon
-	d.failed = make(chan error, 2)
-	d.node, err = cluster.New(ccfg, logger.Named("cluster"))
-	if err != nil {
-		httpLn.Close()
-		return nil, err
-	}
-	d.tcp, err = tcpproto.New(tcpCfg, d.node, logger)
-	if err != nil {
-		httpLn.Close()
+	if d.tcp, err = tcpproto.New(tcpCfg, d.node, logger); err != nil {
 		d.node.Shutdown(context.Background())
 		return nil, err
 	}
-	d.node.SetTCPAdvertise(advertise(opts.broadcastAddress, d.tcp.Addr()))
-	d.node.OnExpired(d.tcp.CloseConnections)
 
 	hcfg := httpapi.DefaultConfig()
 	hcfg.Listener = httpLn
@@ -130,9 +153,7 @@ func start(opts *options, logger hclog.Logger) (*daemon, error) {
 		d.node.WriteMetrics(w)
 		w.Gauge("raftlookupd_tcp_connections", "Open nsqd (TCP protocol V1) connections.", float64(d.tcp.Connections()))
 	}
-	d.http, err = httpapi.New(hcfg, d.node.Registry(), d.node, logger)
-	if err != nil {
-		httpLn.Close()
+	if d.http, err = httpapi.New(hcfg, d.node.Registry(), d.node, logger); err != nil {
 		d.tcp.Shutdown(context.Background())
 		d.node.Shutdown(context.Background())
 		return nil, err
@@ -147,9 +168,16 @@ func start(opts *options, logger hclog.Logger) (*daemon, error) {
 			d.failed <- fmt.Errorf("http: %w", err)
 		}
 	}()
+	// The node's lease expired and its sessions are gone everywhere: close
+	// the connections so every nsqd reconnects and registers again.
+	go func() {
+		for range d.node.Expired() {
+			d.tcp.CloseConnections()
+		}
+	}()
 	logger.Info("serving", "tcp", d.tcp.Addr().String(), "http", httpLn.Addr().String(),
 		"raft", d.node.RaftAddress(), "node_id", ccfg.NodeID, "version", buildVersion)
-	return &d, nil
+	return d, nil
 }
 
 // shutdown: stop taking clients and close their sessions, replicate that,

@@ -1,0 +1,71 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/raftlookupd/raftlookupd/fsm"
+)
+
+// The TCP side of the node (tcpproto's Registry): sessions are recorded
+// locally and their commands queued; nothing here waits for Raft.
+
+// OpenSession records an identified connection.
+func (n *Node) OpenSession(peer fsm.PeerInfo) (fsm.SessionID, error) {
+	return n.sessions.openSession(peer)
+}
+
+// Register queues REGISTER topic [channel] for a session.
+func (n *Node) Register(id fsm.SessionID, topic, channel string) error {
+	return n.sessions.queue(fsm.Command{Op: fsm.OpRegister, Session: id, Topic: topic, Channel: channel})
+}
+
+// Unregister queues UNREGISTER topic [channel] for a session.
+func (n *Node) Unregister(id fsm.SessionID, topic, channel string) error {
+	return n.sessions.queue(fsm.Command{Op: fsm.OpUnregister, Session: id, Topic: topic, Channel: channel})
+}
+
+// Ping records a session's liveness; wire.ErrSessionGone when the session
+// no longer exists here, so its connection closes.
+func (n *Node) Ping(id fsm.SessionID) error { return n.sessions.ping(id) }
+
+// CloseSession queues the end of a session (its connection closed).
+func (n *Node) CloseSession(id fsm.SessionID) {
+	if err := n.sessions.closeSession(id); err != nil {
+		n.logger.Warn("cannot queue session close; the lease will drop it", "session", id, "error", err)
+	}
+}
+
+// SessionCount returns the number of sessions this node owns.
+func (n *Node) SessionCount() int { return n.sessions.count() }
+
+// StartDrain makes session closes queue nothing from now on: the node is
+// stopping and Drain ends every session with one command. Call it before
+// closing client connections.
+func (n *Node) StartDrain() { n.sessions.startDrain() }
+
+// Drain prepares a clean stop: it ends this incarnation's sessions with one
+// command (after StartDrain, closing connections queue nothing), waits until
+// the queue is replicated (or ctx ends), and hands leadership over if this
+// node leads. The node keeps serving reads. Call it after the TCP server
+// stopped.
+func (n *Node) Drain(ctx context.Context) error {
+	done := n.queue.enqueueWait(fsm.Command{Op: fsm.OpCloseOwner, Session: fsm.SessionID{Owner: n.cfg.NodeID, Incarnation: n.sessions.incarnation()}})
+	var err error
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		err = fmt.Errorf("drain: %w", ctx.Err())
+	}
+	if n.raft.State() == raft.Leader && n.voters() > 1 {
+		if terr := n.raft.LeadershipTransfer().Error(); terr != nil && !errors.Is(terr, raft.ErrNotLeader) {
+			n.logger.Warn("leadership transfer failed", "error", terr)
+		} else {
+			n.logger.Info("leadership transferred")
+		}
+	}
+	return err
+}

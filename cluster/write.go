@@ -1,0 +1,138 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/raftlookupd/raftlookupd/fsm"
+	"github.com/raftlookupd/raftlookupd/wire"
+)
+
+// errNoLeaderKnown: no leader is known right now (an election).
+var errNoLeaderKnown = fmt.Errorf("%w: no leader known", wire.ErrNoLeader)
+
+// commitBatch makes one attempt to commit an encoded batch: through this
+// node's Raft if it leads, else forwarded to the leader's RPC. With
+// waitLocal it then waits until this node applied it, so an HTTP client
+// reads its own write from this node. TCP commands do not wait: order is
+// kept because the next batch leaves only after the leader committed this one.
+func (n *Node) commitBatch(ctx context.Context, data []byte, waitLocal bool) ([]error, error) {
+	res, err := n.applyLocal(data)
+	if errors.Is(err, raft.ErrNotLeader) {
+		res, err = n.forwardBatch(ctx, data)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if waitLocal {
+		wctx, cancel := context.WithTimeout(ctx, n.cfg.WriteTimeout)
+		defer cancel()
+		if err := n.fsm.waitApplied(wctx, res.Index); err != nil {
+			return nil, fmt.Errorf("wait for local apply of %d: %w", res.Index, err)
+		}
+	}
+	return res.errors(), nil
+}
+
+// forwardBatch sends a batch to the leader; the call ends early when the
+// leader changes.
+func (n *Node) forwardBatch(ctx context.Context, data []byte) (applyResult, error) {
+	addr, err := n.leaderRaftAddress()
+	if err != nil {
+		return applyResult{}, err
+	}
+	ctx, cancel := n.untilLeaderChanges(ctx)
+	defer cancel()
+	var res applyResult
+	err = n.rpcc.call(ctx, addr, rpcApply, data, &res)
+	return res, err
+}
+
+// applyLocal commits data through this node's Raft; raft.ErrNotLeader when a
+// follower.
+func (n *Node) applyLocal(data []byte) (applyResult, error) {
+	f := n.raft.Apply(data, n.cfg.WriteTimeout)
+	if err := f.Error(); err != nil {
+		return applyResult{}, err
+	}
+	res := applyResult{Index: f.Index()}
+	if errs, ok := f.Response().([]error); ok {
+		res.Codes = make([]uint8, len(errs))
+		for i, e := range errs {
+			res.Codes[i] = fsm.ResultCode(e)
+		}
+	}
+	return res, nil
+}
+
+// applyForwarded commits a batch a member forwarded, after checking it
+// completely (checkForwarded). wire.ErrNotLeader when this node does not
+// lead.
+func (n *Node) applyForwarded(data []byte) (applyResult, error) {
+	c, err := fsm.Decode(data)
+	if err != nil {
+		return applyResult{}, fmt.Errorf("%w: %v", wire.ErrBadRequest, err)
+	}
+	if err := checkForwarded(&c); err != nil {
+		return applyResult{}, err
+	}
+	// A removed server never learns it was removed (the leader stops
+	// replicating to it), so it would keep proposing; its batches stop here.
+	if _, ok := n.serverAddress(c.Session.Owner); !ok && n.raft.State() == raft.Leader {
+		return applyResult{}, fmt.Errorf("%w: %q sent a batch but is not in the configuration", wire.ErrUnknownMember, c.Session.Owner)
+	}
+	res, err := n.applyLocal(data)
+	if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
+		return applyResult{}, wire.ErrNotLeader
+	}
+	return res, err
+}
+
+// checkForwarded accepts only what a member's queue produces: one valid
+// batch whose every command belongs to its origin. Client mutations (topic
+// and channel create/delete, tombstones) belong to whoever received them;
+// leader duties (lease expiry, member removal) are never forwarded.
+func checkForwarded(c *fsm.Command) error {
+	if c.Op != fsm.OpBatch {
+		return fmt.Errorf("%w: forwarded %v, only batches are accepted", wire.ErrBadRequest, c.Op)
+	}
+	if err := c.Validate(); err != nil {
+		return fmt.Errorf("%w: %v", wire.ErrBadRequest, err)
+	}
+	origin := c.Session.Owner
+	for i := range c.Batch {
+		in := &c.Batch[i]
+		switch in.Op {
+		case fsm.OpOpenSession, fsm.OpRegister, fsm.OpUnregister, fsm.OpCloseSession:
+			if in.Session.Owner != origin {
+				return fmt.Errorf("%w: batch from %q carries a command of session %v", wire.ErrBadRequest, origin, in.Session)
+			}
+		case fsm.OpRenewLease, fsm.OpCloseOwner:
+			if in.Session.Owner != origin {
+				return fmt.Errorf("%w: batch from %q carries %v for %q", wire.ErrBadRequest, origin, in.Op, in.Session.Owner)
+			}
+		case fsm.OpSetMember:
+			if in.Member.ID != origin {
+				return fmt.Errorf("%w: batch from %q sets member %q", wire.ErrBadRequest, origin, in.Member.ID)
+			}
+		case fsm.OpCreateTopic, fsm.OpDeleteTopic, fsm.OpCreateChannel, fsm.OpDeleteChannel, fsm.OpTombstone:
+		default:
+			return fmt.Errorf("%w: %v is never forwarded", wire.ErrBadRequest, in.Op)
+		}
+	}
+	return nil
+}
+
+// Propose commits one command (an HTTP mutation) and returns its result once
+// it is applied on this node. wire.ErrNoLeader when ctx ends first.
+func (n *Node) Propose(ctx context.Context, c fsm.Command) error {
+	select {
+	case err := <-n.queue.enqueueWait(c):
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("%w: %v", wire.ErrNoLeader, ctx.Err())
+	}
+}
