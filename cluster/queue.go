@@ -37,8 +37,12 @@ func newQueue(n *Node, inc uint64) *queue {
 	return &queue{n: n, inc: inc, wake: make(chan struct{}, 1)}
 }
 
-// enqueue adds a command nobody waits for.
+// enqueue adds a command nobody waits for. A command the log must not hold
+// is refused here, alone, rather than failing the batch it would join.
 func (q *queue) enqueue(c fsm.Command) error {
+	if err := c.Validate(); err != nil {
+		return err
+	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if len(q.items) >= q.n.cfg.MaxQueue {
@@ -53,6 +57,10 @@ func (q *queue) enqueue(c fsm.Command) error {
 // once it is applied on this node.
 func (q *queue) enqueueWait(c fsm.Command) <-chan error {
 	done := make(chan error, 1)
+	if err := c.Validate(); err != nil {
+		done <- err
+		return done
+	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if len(q.items) >= q.n.cfg.MaxQueue {
@@ -110,7 +118,21 @@ func (q *queue) run() {
 		for i := range items {
 			b.Batch[i] = items[i].cmd
 		}
-		data := b.Encode()
+		data, err := b.Encode()
+		if err != nil {
+			// Only the entry size can fail here (each command was
+			// validated when queued): fail these commands, keep going.
+			q.n.logger.Error("batch refused before replication", "commands", len(items), "error", err)
+			q.mu.Lock()
+			q.pending = 0
+			q.mu.Unlock()
+			for _, it := range items {
+				if it.done != nil {
+					it.done <- err
+				}
+			}
+			continue
+		}
 		waiting := false
 		for _, it := range items {
 			waiting = waiting || it.done != nil
