@@ -125,7 +125,7 @@ func (n *Node) leaderLoop() {
 // queue: it must not outlive this node's leadership by being forwarded to
 // the next leader, and a forwarded batch never carries one (write.go).
 func (n *Node) proposeLeader(c fsm.Command) error {
-	data, err := c.EncodeChecked()
+	data, err := c.Encode()
 	if err != nil {
 		return err
 	}

@@ -74,23 +74,24 @@ func newQueue(cfg queueConfig) *queue {
 	return &queue{cfg: cfg, wake: make(chan struct{}, 1), lastCommit: time.Now()}
 }
 
-// check refuses a command before it is queued: fsm's validation, then room.
-func (q *queue) check(c *fsm.Command) error {
+// validate refuses a command the log must not hold, alone, rather than
+// failing the batch it would join.
+func validate(c *fsm.Command) error {
 	if err := c.Validate(); err != nil {
-		return fmt.Errorf("%w: %v", wire.ErrBadRequest, err)
-	}
-	if len(q.items) >= q.cfg.maxQueue {
-		return wire.ErrQueueFull
+		return fmt.Errorf("%w: %w", wire.ErrBadRequest, err)
 	}
 	return nil
 }
 
 // enqueue adds a command nobody waits for.
 func (q *queue) enqueue(c fsm.Command) error {
+	if err := validate(&c); err != nil {
+		return err
+	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if err := q.check(&c); err != nil {
-		return err
+	if len(q.items) >= q.cfg.maxQueue {
+		return wire.ErrQueueFull
 	}
 	q.items = append(q.items, item{cmd: c})
 	q.signal()
@@ -101,10 +102,14 @@ func (q *queue) enqueue(c fsm.Command) error {
 // once it is applied on this node.
 func (q *queue) enqueueWait(c fsm.Command) <-chan error {
 	done := make(chan error, 1)
+	if err := validate(&c); err != nil {
+		done <- err
+		return done
+	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if err := q.check(&c); err != nil {
-		done <- err
+	if len(q.items) >= q.cfg.maxQueue {
+		done <- wire.ErrQueueFull
 		return done
 	}
 	q.items = append(q.items, item{cmd: c, done: done})
@@ -174,7 +179,7 @@ func (q *queue) run(ctx context.Context) {
 			waiting = waiting || items[i].done != nil
 		}
 		start := time.Now()
-		data, err := b.EncodeChecked()
+		data, err := b.Encode()
 		var results []error
 		if err == nil {
 			results, err = q.commitRetrying(ctx, data, waiting)

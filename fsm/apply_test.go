@@ -986,7 +986,7 @@ func TestDuplicateBatchAfterRestore(t *testing.T) {
 	h.apply(setup(s1)...)
 	h.apply(batch("n1", 1, 1, register(s1, "t", "")), batch("n1", 1, 2, unregister(s1, "t", "")))
 	f := restored(t, snapshotBytes(t, h.f))
-	f.Apply(&raft.Log{Index: h.idx + 1, Data: ptr(batch("n1", 1, 1, register(s1, "t", ""))).Encode()})
+	f.Apply(&raft.Log{Index: h.idx + 1, Data: enc(batch("n1", 1, 1, register(s1, "t", "")))})
 	lookup("t", true, nil)(t, f.Registry())
 }
 
@@ -1069,7 +1069,7 @@ func TestRegistrationDB(t *testing.T) {
 
 // TestApplyUndecodablePanics: an entry this build cannot read stops the node.
 func TestApplyUndecodablePanics(t *testing.T) {
-	good := ptr(createTopic("t")).Encode()
+	good := enc(createTopic("t"))
 	for name, data := range map[string][]byte{
 		"empty":        {},
 		"version 0":    append([]byte{0}, good[1:]...),
@@ -1078,7 +1078,7 @@ func TestApplyUndecodablePanics(t *testing.T) {
 		"op 0":         {Version, 0},
 		"truncated":    good[:len(good)-1],
 		"trailing":     append(append([]byte{}, good...), 0),
-		"nested batch": ptr(batch("n1", 1, 1, batch("n1", 1, 2))).Encode(),
+		"nested batch": enc(batch("n1", 1, 1, batch("n1", 1, 2))),
 		"short string": {Version, byte(OpCreateTopic), 5, 'a'},
 	} {
 		t.Run(name, func(t *testing.T) {

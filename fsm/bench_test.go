@@ -18,7 +18,7 @@ func benchRegistry(b *testing.B, n int) (*FSM, []string) {
 	var idx uint64
 	apply := func(c Command) {
 		idx++
-		if res, ok := f.Apply(&raft.Log{Index: idx, Data: c.Encode()}).([]error); ok {
+		if res, ok := f.Apply(&raft.Log{Index: idx, Data: enc(c)}).([]error); ok {
 			for _, err := range res {
 				if err != nil {
 					b.Fatal(err)
@@ -110,7 +110,7 @@ func BenchmarkApplyBatch(b *testing.B) {
 		b.StopTimer()
 		seq++
 		idx++
-		data := ptr(batch("n2", 1, seq, cmds...)).Encode()
+		data := enc(batch("n2", 1, seq, cmds...))
 		bytes = len(data)
 		b.StartTimer()
 		res := f.Apply(&raft.Log{Index: idx, Data: data})

@@ -75,12 +75,31 @@ type Command struct {
 	Batch    []Command
 }
 
-// Encode returns the command's log bytes: version, op, payload.
-func (c *Command) Encode() []byte {
+// Encode returns the command's log bytes: version, op, payload. It refuses
+// (with an error wrapping ErrInvalidCommand) a command that Validate refuses
+// or whose entry would exceed MaxEntryBytes, so whatever it encodes, Decode
+// reads back and Apply applies.
+func (c *Command) Encode() ([]byte, error) {
+	if err := c.validate(""); err != nil {
+		return nil, err
+	}
+	b := c.entry()
+	if len(b) > MaxEntryBytes {
+		return nil, c.tooLarge(len(b))
+	}
+	return b, nil
+}
+
+// entry returns the log bytes of c, valid or not.
+func (c *Command) entry() []byte {
 	e := &encoder{b: make([]byte, 0, 64)}
 	e.byte(Version)
 	c.encode(e)
 	return e.b
+}
+
+func (c *Command) tooLarge(n int) error {
+	return fmt.Errorf("%w: %v entry of %d bytes exceeds %d", ErrInvalidCommand, c.Op, n, MaxEntryBytes)
 }
 
 func (c *Command) encode(e *encoder) {
@@ -147,6 +166,12 @@ func (c *Command) encode(e *encoder) {
 }
 
 // Decode parses log bytes written by Encode. Trailing bytes are an error.
+//
+// Decode is more tolerant than Encode, on purpose: Apply decodes entries
+// written before the limits of Validate existed, and an existing log must
+// still replay. It checks only what keeps decoding cheap: every length and
+// count against the bytes left, so memory grows with the input, never with
+// a number the input claims.
 func Decode(b []byte) (Command, error) {
 	d := &decoder{b: b}
 	if v := d.byte(); d.err == nil && v != Version {
@@ -162,6 +187,14 @@ func Decode(b []byte) (Command, error) {
 	return c, nil
 }
 
+// The smallest encodings of a batch's command (an op byte and one field) and
+// of a touch (two one-byte varints): a count can claim no more elements than
+// the bytes left could hold.
+const (
+	minCommandBytes = 2
+	minTouchBytes   = 2
+)
+
 func (d *decoder) command(depth int) Command {
 	var c Command
 	c.Op = Op(d.byte())
@@ -175,7 +208,7 @@ func (d *decoder) command(depth int) Command {
 		c.Session.Incarnation = d.uvarint()
 		c.BatchSeq = d.uvarint()
 		n := d.count()
-		c.Batch = make([]Command, 0, min(n, 1024)) // n is bounded by input bytes, not by Command size
+		c.Batch = make([]Command, 0, min(n, len(d.b)/minCommandBytes))
 		for i := 0; i < n && d.err == nil; i++ {
 			c.Batch = append(c.Batch, d.command(depth+1))
 		}
@@ -202,7 +235,7 @@ func (d *decoder) command(depth int) Command {
 		c.Time = d.varint()
 		n := d.count()
 		if n > 0 {
-			c.Touches = make([]Touch, 0, n)
+			c.Touches = make([]Touch, 0, min(n, len(d.b)/minTouchBytes))
 		}
 		for i := 0; i < n && d.err == nil; i++ {
 			c.Touches = append(c.Touches, Touch{Seq: d.uvarint(), LastUpdate: d.varint()})

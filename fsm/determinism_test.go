@@ -186,7 +186,7 @@ func TestDeterminism(t *testing.T) {
 			log := randomEntries(seed, 2*entries)
 			a, b := New(), New()
 			for i, c := range log[:entries] {
-				l := &raft.Log{Index: uint64(i + 1), Data: c.Encode()}
+				l := &raft.Log{Index: uint64(i + 1), Data: enc(c)}
 				ra, rb := a.Apply(l), b.Apply(l)
 				if !reflect.DeepEqual(ra, rb) {
 					t.Fatalf("entry %d (%v): results differ: %#v vs %#v", i+1, c.Op, ra, rb)
@@ -214,7 +214,7 @@ func TestDeterminism(t *testing.T) {
 
 			// The restored machine must keep evolving exactly like the original.
 			for i, cmd := range log[entries:] {
-				l := &raft.Log{Index: uint64(entries + i + 1), Data: cmd.Encode()}
+				l := &raft.Log{Index: uint64(entries + i + 1), Data: enc(cmd)}
 				ra, rc := a.Apply(l), c.Apply(l)
 				if !reflect.DeepEqual(ra, rc) {
 					t.Fatalf("entry %d after restore: results differ: %#v vs %#v", entries+i+1, ra, rc)
@@ -241,7 +241,7 @@ func TestRandomLogIsNotTrivial(t *testing.T) {
 			if c.Op == OpBatch && isDuplicate(f.Registry(), c) {
 				duplicates++
 			}
-			f.Apply(&raft.Log{Index: uint64(i + 1), Data: c.Encode()})
+			f.Apply(&raft.Log{Index: uint64(i + 1), Data: enc(c)})
 			if i%25 != 24 {
 				continue
 			}

@@ -13,27 +13,27 @@ import (
 // one log encoding. Found crashers live in testdata/fuzz/FuzzDecode.
 func FuzzDecode(f *testing.F) {
 	for _, c := range goldenCommands() {
-		f.Add(c.Encode())
+		f.Add(enc(c))
 	}
-	f.Add(ptr(goldenBatch()).Encode())
+	f.Add(enc(goldenBatch()))
 	for _, c := range randomEntries(1, 50) {
-		f.Add(c.Encode())
+		f.Add(enc(c))
 	}
 	f.Add([]byte{})
 	f.Add([]byte{Version})
 	f.Add([]byte{Version, 0})
 	f.Add([]byte{Version, 255})
-	f.Add(ptr(batch("n1", 1, 1, batch("n1", 1, 2))).Encode())
+	f.Add(enc(batch("n1", 1, 1, batch("n1", 1, 2))))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := Decode(data)
 		if err != nil {
 			return
 		}
-		enc := c.Encode()
-		if !bytes.Equal(enc, data) {
-			t.Fatalf("Decode accepted a non-canonical encoding:\n in  %x\n out %x\n cmd %+v", data, enc, c)
+		out := enc(c)
+		if !bytes.Equal(out, data) {
+			t.Fatalf("Decode accepted a non-canonical encoding:\n in  %x\n out %x\n cmd %+v", data, out, c)
 		}
-		again, err := Decode(enc)
+		again, err := Decode(out)
 		if err != nil {
 			t.Fatalf("Decode(Encode(c)) failed: %v", err)
 		}
@@ -64,21 +64,21 @@ func FuzzDecodeSnapshot(f *testing.F) {
 		if err != nil {
 			return
 		}
-		enc := r.encodeSnapshot()
-		r2, err := decodeSnapshot(enc)
+		snapBytes := r.encodeSnapshot()
+		r2, err := decodeSnapshot(snapBytes)
 		if err != nil {
 			t.Fatalf("re-encoded snapshot does not decode: %v", err)
 		}
-		if enc2 := r2.encodeSnapshot(); !bytes.Equal(enc, enc2) {
-			t.Fatalf("snapshot encoding is not a fixpoint:\n%x\n%x", enc, enc2)
+		if enc2 := r2.encodeSnapshot(); !bytes.Equal(snapBytes, enc2) {
+			t.Fatalf("snapshot encoding is not a fixpoint:\n%x\n%x", snapBytes, enc2)
 		}
 		fsm := &FSM{reg: r}
 		reads(r)
-		fsm.Apply(&raft.Log{Index: r.appliedIndex + 1, Data: ptr(goldenBatch()).Encode()})
+		fsm.Apply(&raft.Log{Index: r.appliedIndex + 1, Data: enc(goldenBatch())})
 		for _, o := range r.Owners() {
-			fsm.Apply(&raft.Log{Index: r.appliedIndex + 1, Data: ptr(renew(o.ID, o.Incarnation+1, t0)).Encode()})
+			fsm.Apply(&raft.Log{Index: r.appliedIndex + 1, Data: enc(renew(o.ID, o.Incarnation+1, t0))})
 		}
-		fsm.Apply(&raft.Log{Index: r.appliedIndex + 1, Data: ptr(deleteTopic("orders")).Encode()})
+		fsm.Apply(&raft.Log{Index: r.appliedIndex + 1, Data: enc(deleteTopic("orders"))})
 		reads(r)
 	})
 }

@@ -95,7 +95,7 @@ func TestGoldenCommands(t *testing.T) {
 	for op, c := range cmds {
 		name := fmt.Sprintf("command_%02d_%s.golden", uint8(op), op)
 		t.Run(op.String(), func(t *testing.T) {
-			b := c.Encode()
+			b := mustEncode(t, c)
 			checkGolden(t, name, fmt.Sprintf("command %v (op %d), envelope version %d", op, uint8(op), Version), b)
 			// The golden bytes decode to the same command: old entries stay readable.
 			got, err := Decode(readGolden(t, name))
@@ -111,7 +111,7 @@ func TestGoldenCommands(t *testing.T) {
 
 func TestGoldenBatch(t *testing.T) {
 	c := goldenBatch()
-	checkGolden(t, "batch.golden", fmt.Sprintf("batch of %d commands, envelope version %d", len(c.Batch), Version), c.Encode())
+	checkGolden(t, "batch.golden", fmt.Sprintf("batch of %d commands, envelope version %d", len(c.Batch), Version), mustEncode(t, c))
 	got, err := Decode(readGolden(t, "batch.golden"))
 	if err != nil {
 		t.Fatalf("Decode(golden): %v", err)
@@ -254,8 +254,8 @@ func TestDumpRoundTrip(t *testing.T) {
 // cluster writes is one the state machine accepts.
 func TestApplyGoldenBatch(t *testing.T) {
 	f := New()
-	f.Apply(&raft.Log{Index: 1, Data: ptr(renew("n1", 5, t0)).Encode()})
-	f.Apply(&raft.Log{Index: 2, Data: ptr(open(SessionID{"n1", 5, 1}, peerA, t0)).Encode()})
+	f.Apply(&raft.Log{Index: 1, Data: enc(renew("n1", 5, t0))})
+	f.Apply(&raft.Log{Index: 2, Data: enc(open(SessionID{"n1", 5, 1}, peerA, t0))})
 	res := f.Apply(&raft.Log{Index: 3, Data: readGolden(t, "batch.golden")})
 	if errs, ok := res.([]error); !ok || len(errs) != 7 {
 		t.Fatalf("result = %#v, want 7 results", res)

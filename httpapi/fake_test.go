@@ -294,6 +294,10 @@ func (c *fakeCluster) Propose(ctx context.Context, cmd fsm.Command) error {
 		c.proposeDead = append(c.proposeDead, -1)
 	}
 	c.proposed = append(c.proposed, cmd)
+	// The real cluster refuses what the log must not hold; so does the fake.
+	if err := cmd.Validate(); err != nil {
+		return err
+	}
 	if c.proposeErr != nil {
 		return c.proposeErr
 	}

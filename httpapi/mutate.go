@@ -26,8 +26,9 @@ func (s *Server) handleCreateTopic(_ http.ResponseWriter, r *http.Request) (any,
 	return nil, s.propose(r, fsm.Command{Op: fsm.OpCreateTopic, Topic: topic})
 }
 
-// handleDeleteTopic, like nsqlookupd, does not validate the name and never
-// answers 404: deleting what does not exist succeeds.
+// handleDeleteTopic, like nsqlookupd, does not refuse an invalid name and
+// never answers 404: deleting what does not exist succeeds. A name that can
+// never exist (not fsm.ValidName) is answered without touching the log.
 func (s *Server) handleDeleteTopic(_ http.ResponseWriter, r *http.Request) (any, *apiError) {
 	_, topic, apiErr := topicParam(r)
 	if apiErr != nil {
@@ -35,6 +36,9 @@ func (s *Server) handleDeleteTopic(_ http.ResponseWriter, r *http.Request) (any,
 	}
 	if topic == wildcardTopic {
 		return nil, errInvalidTopic
+	}
+	if !fsm.ValidName(topic) {
+		return nil, nil
 	}
 	return nil, s.propose(r, fsm.Command{Op: fsm.OpDeleteTopic, Topic: topic})
 }
@@ -55,8 +59,10 @@ func (s *Server) handleDeleteChannel(_ http.ResponseWriter, r *http.Request) (an
 	return nil, s.propose(r, fsm.Command{Op: fsm.OpDeleteChannel, Topic: topic, Channel: channel})
 }
 
-// handleTombstone, like nsqlookupd, validates neither topic nor node and
-// never answers 404; an unknown topic or node is a no-op.
+// handleTombstone, like nsqlookupd, refuses neither topic nor node and never
+// answers 404; an unknown topic or node is a no-op. A topic that can never
+// exist, or a node longer than any producer's address, is answered without
+// touching the log.
 func (s *Server) handleTombstone(_ http.ResponseWriter, r *http.Request) (any, *apiError) {
 	p, topic, apiErr := topicParam(r)
 	if apiErr != nil {
@@ -68,6 +74,9 @@ func (s *Server) handleTombstone(_ http.ResponseWriter, r *http.Request) (any, *
 	node, ok := p.get("node")
 	if !ok {
 		return nil, errMissingNode
+	}
+	if !fsm.ValidName(topic) || len(node) > fsm.MaxTombstoneNodeLen {
+		return nil, nil
 	}
 	return nil, s.propose(r, fsm.Command{
 		Op:    fsm.OpTombstone,

@@ -135,8 +135,8 @@ func TestNSQEndpoints(t *testing.T) {
 		{name: "delete topic missing", req: post("/topic/delete"), status: 400, body: `{"message":"MISSING_ARG_TOPIC"}`},
 		{name: "delete topic wildcard refused", seed: true, req: post("/topic/delete?topic=*"), status: 400,
 			body: `{"message":"INVALID_ARG_TOPIC"}`, headers: v1JSON()},
-		{name: "delete topic unvalidated", req: post("/topic/delete?topic=bad$"), status: 200, headers: v1Empty(),
-			propose: &fsm.Command{Op: fsm.OpDeleteTopic, Topic: "bad$"}},
+		{name: "delete topic invalid answered without proposing", req: post("/topic/delete?topic=bad$"), status: 200,
+			headers: v1Empty()},
 		{name: "delete topic", seed: true, req: post("/topic/delete?topic=t1"), status: 200, headers: v1Empty(),
 			propose: &fsm.Command{Op: fsm.OpDeleteTopic, Topic: "t1"}},
 
@@ -171,8 +171,10 @@ func TestNSQEndpoints(t *testing.T) {
 			status: 400, body: `{"message":"INVALID_ARG_TOPIC"}`},
 		{name: "tombstone missing node", req: post("/topic/tombstone?topic=t1"), status: 400,
 			body: `{"message":"MISSING_ARG_NODE"}`},
-		{name: "tombstone unknown", req: post("/topic/tombstone?topic=x$&node=nowhere"), status: 200,
-			headers: v1Empty(), propose: &fsm.Command{Op: fsm.OpTombstone, Topic: "x$", Node: "nowhere"}},
+		{name: "tombstone unknown", req: post("/topic/tombstone?topic=x&node=nowhere"), status: 200,
+			headers: v1Empty(), propose: &fsm.Command{Op: fsm.OpTombstone, Topic: "x", Node: "nowhere"}},
+		{name: "tombstone invalid topic answered without proposing", req: post("/topic/tombstone?topic=x$&node=nowhere"),
+			status: 200, headers: v1Empty()},
 
 		{name: "not found", req: get("/nope"), status: 404, body: `{"message":"NOT_FOUND"}`, headers: v1JSON()},
 		{name: "root not found", req: get("/"), status: 404, body: `{"message":"NOT_FOUND"}`},

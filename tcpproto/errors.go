@@ -62,6 +62,10 @@ func errBodySize(n int32) *clientError {
 	return fatal(nil, "E_BAD_BODY IDENTIFY invalid body size "+strconv.Itoa(int(n)))
 }
 
+func errBadIdentify(err error) *clientError {
+	return fatal(err, "E_BAD_BODY IDENTIFY "+err.Error())
+}
+
 func errLineTooLong(limit int) *clientError {
 	return fatal(nil, fmt.Sprintf("E_INVALID line too long (max %d bytes)", limit))
 }

@@ -1,6 +1,7 @@
 package tcpproto
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -227,6 +228,49 @@ func TestIdentifyAccepts(t *testing.T) {
 			last := opens[len(opens)-1]
 			if last.Peer.RemoteAddress != c.nc.LocalAddr().String() {
 				t.Errorf("remote address %q, want the socket's %q", last.Peer.RemoteAddress, c.nc.LocalAddr())
+			}
+		})
+	}
+}
+
+// TestIdentifyOverLimits: fields longer than the log accepts (fsm's limits)
+// end the connection with E_BAD_BODY before anything reaches the Registry;
+// fields at the limit are accepted. nsqlookupd has no limits here.
+func TestIdentifyOverLimits(t *testing.T) {
+	body := func(field, value string) string {
+		m := map[string]any{"broadcast_address": "a", "tcp_port": 1, "http_port": 2, "version": "v", "hostname": "h"}
+		m[field] = value
+		b, err := json.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	over := []struct{ field, want string }{
+		{"broadcast_address", fmt.Sprintf("E_BAD_BODY IDENTIFY broadcast_address must be at most %d bytes, got %d", fsm.MaxAddressLen, fsm.MaxAddressLen+1)},
+		{"hostname", fmt.Sprintf("E_BAD_BODY IDENTIFY hostname must be at most %d bytes, got %d", fsm.MaxAddressLen, fsm.MaxAddressLen+1)},
+		{"version", fmt.Sprintf("E_BAD_BODY IDENTIFY version must be at most %d bytes, got %d", fsm.MaxVersionLen, fsm.MaxVersionLen+1)},
+	}
+	for _, tc := range over {
+		t.Run(tc.field, func(t *testing.T) {
+			s, reg := startServer(t, nil)
+			limit := fsm.MaxAddressLen
+			if tc.field == "version" {
+				limit = fsm.MaxVersionLen
+			}
+			c := dial(t, s.Addr())
+			c.write(cat(magicV1, identifyFrame(body(tc.field, strings.Repeat("x", limit+1)))))
+			c.expect(tc.want)
+			c.expectClosed()
+			if n := len(reg.ops("open")); n != 0 {
+				t.Fatalf("%d sessions opened, want none", n)
+			}
+
+			c = dial(t, s.Addr())
+			c.write(cat(magicV1, identifyFrame(body(tc.field, strings.Repeat("x", limit)))))
+			c.expect(identReply(s))
+			if n := len(reg.ops("open")); n != 1 {
+				t.Fatalf("%d sessions opened, want one", n)
 			}
 		})
 	}

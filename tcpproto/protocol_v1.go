@@ -89,14 +89,19 @@ func (c *conn) identify() ([]byte, *clientError) {
 		return nil, fatal(nil, textMissingFields)
 	}
 
-	id, err := c.srv.reg.OpenSession(fsm.PeerInfo{
+	peer := fsm.PeerInfo{
 		RemoteAddress:    c.remote,
 		Hostname:         b.Hostname,
 		BroadcastAddress: b.BroadcastAddress,
 		TCPPort:          b.TCPPort,
 		HTTPPort:         b.HTTPPort,
 		Version:          b.Version,
-	})
+	}
+	// nsqlookupd has no limits here; the log has (fsm.MaxAddressLen ...).
+	if err := peer.Validate(); err != nil {
+		return nil, errBadIdentify(err)
+	}
+	id, err := c.srv.reg.OpenSession(peer)
 	if err != nil {
 		return nil, errUnavailable(err)
 	}
