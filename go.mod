@@ -9,7 +9,7 @@ require (
 	github.com/julienschmidt/httprouter v1.3.0
 	github.com/nsqio/go-nsq v1.1.0
 	github.com/nsqio/nsq v1.3.0
-	go.etcd.io/bbolt v1.3.5
+	go.etcd.io/bbolt v1.4.3
 )
 
 require (
@@ -29,7 +29,7 @@ require (
 	github.com/mattn/go-isatty v0.0.14 // indirect
 	github.com/mreiferson/go-options v1.0.0 // indirect
 	github.com/nsqio/go-diskqueue v1.1.0 // indirect
-	golang.org/x/sys v0.13.0 // indirect
+	golang.org/x/sys v0.29.0 // indirect
 )
 
 // nsq v1.3.0's own go.mod replaces go-svc; apps/nsqd (built by the tests) needs the same.
