@@ -31,11 +31,11 @@ const nsqVersion = "1.3.0"
 var buildVersion = "dev"
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stderr))
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-func run(args []string, stderr io.Writer) int {
-	opts, err := parseFlags(args, stderr)
+func run(args []string, stdout, stderr io.Writer) int {
+	opts, err := parseFlags(args, stdout, stderr)
 	if errors.Is(err, errHelpOrVersion) {
 		return 0
 	}
@@ -43,36 +43,34 @@ func run(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "raftlookupd: %v\n", err)
 		return 2
 	}
-	logger := newLogger(opts, stderr)
+	logs := newLogs(opts, stderr)
+	logger := logs.root
+	if opts.verbose {
+		logger.Warn("-verbose has no effect (as in nsqlookupd); use -log-level")
+	}
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
 	d, err := start(opts, logger)
 	if err != nil {
 		fmt.Fprintf(stderr, "raftlookupd: %v\n", err)
 		return 1
 	}
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
-	select {
-	case sig := <-sigs:
-		logger.Info("shutting down", "signal", sig.String())
-	case err := <-d.failed:
-		logger.Error("server failed", "error", err)
-		d.shutdown(logger)
-		return 1
+	for {
+		select {
+		case sig := <-sigs:
+			logger.Info("shutting down", "signal", sig.String())
+			if err := d.shutdown(logger); err != nil {
+				logs.fatal.Error("unclean shutdown", "error", err)
+				return 1
+			}
+			return 0
+		case err := <-d.failed:
+			logs.fatal.Error("server failed", "error", err)
+			d.shutdown(logger)
+			return 1
+		}
 	}
-	if err := d.shutdown(logger); err != nil {
-		logger.Error("unclean shutdown", "error", err)
-		return 1
-	}
-	return 0
-}
-
-func newLogger(opts *options, out io.Writer) hclog.Logger {
-	return hclog.New(&hclog.LoggerOptions{
-		Name:       "raftlookupd",
-		Level:      hclog.LevelFromString(opts.logLevel),
-		Output:     out,
-		JSONFormat: opts.logFormat == "json",
-	})
 }
 
 // daemon owns the three servers and shuts them down in order.
