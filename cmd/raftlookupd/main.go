@@ -35,6 +35,11 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	// Before anything slow: SIGHUP's default action would end the process.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+
 	opts, err := parseFlags(args, stdout, stderr)
 	if errors.Is(err, errHelpOrVersion) {
 		return 0
@@ -48,10 +53,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if opts.verbose {
 		logger.Warn("-verbose has no effect (as in nsqlookupd); use -log-level")
 	}
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
-	defer signal.Stop(sigs)
-	d, err := start(opts, logger)
+	reload := &reloader{args: args, current: opts}
+	reload.register("log level", levelHook(logs))
+	d, err := start(opts, logger, reload)
 	if err != nil {
 		fmt.Fprintf(stderr, "raftlookupd: %v\n", err)
 		return 1
@@ -59,6 +63,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	for {
 		select {
 		case sig := <-sigs:
+			if sig == syscall.SIGHUP {
+				reload.reload(logger)
+				continue
+			}
 			logger.Info("shutting down", "signal", sig.String())
 			if err := d.shutdown(logger); err != nil {
 				logs.fatal.Error("unclean shutdown", "error", err)
@@ -81,7 +89,9 @@ type daemon struct {
 	failed chan error
 }
 
-func start(opts *options, logger hclog.Logger) (*daemon, error) {
+// start binds and serves. Parts that can change live register a hook on
+// reload.
+func start(opts *options, logger hclog.Logger, reload *reloader) (*daemon, error) {
 	// Bind both client listeners first: the IDENTIFY reply and the member
 	// record advertise the ports actually bound.
 	httpLn, err := net.Listen("tcp", opts.httpAddress)

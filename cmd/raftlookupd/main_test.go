@@ -63,7 +63,7 @@ func TestLogLevelFatal(t *testing.T) {
 		"-log-level", "fatal")
 	var out syncBuffer
 	logs := newLogs(opts, &out)
-	d, err := start(opts, logs.root)
+	d, err := start(opts, logs.root, &reloader{})
 	if err != nil {
 		t.Fatal(err)
 	}

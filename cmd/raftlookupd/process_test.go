@@ -207,3 +207,43 @@ func TestProcessVersion(t *testing.T) {
 		t.Errorf("stdout %q", out)
 	}
 }
+
+// SIGHUP re-reads the config file, applies the log level live and never
+// ends the process, not even when the file no longer parses.
+func TestProcessSIGHUPReloadsLogLevel(t *testing.T) {
+	cfg := writeConfig(t, "log_level = \"info\"\ntcp_address = \"127.0.0.1:0\"\n")
+	p := startProc(t, append([]string{"-config", cfg, "-http-address", "127.0.0.1:0",
+		"-broadcast-address", "127.0.0.1"}, isolated(t)...)...)
+	addr := p.httpAddr()
+	httpGet(t, "http://"+addr+"/ping") // at info: no request line
+
+	write := func(content string) {
+		if err := os.WriteFile(cfg, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("log_level = \"debug\"\ntcp_address = \"127.0.0.1:1\"\n")
+	p.signal(syscall.SIGHUP)
+	p.waitLine("changed settings take effect at the next start", "tcp-address")
+	p.waitLine("configuration reloaded", "log_level=debug")
+	for _, line := range p.seen {
+		if strings.Contains(line, "uri=/ping") {
+			t.Errorf("request logged at info: %q", line)
+		}
+	}
+	httpGet(t, "http://"+addr+"/ping")
+	p.waitLine("DEBUG", "request", "uri=/ping")
+
+	write("log_level = \"debug\"\nlog_levle = \"info\"\n")
+	p.signal(syscall.SIGHUP)
+	p.waitLine("reload failed, configuration unchanged", `unknown key \"log_levle\"`)
+	httpGet(t, "http://"+addr+"/ping")
+	p.waitLine("DEBUG", "request", "uri=/ping")
+
+	select {
+	case <-p.done:
+		t.Fatalf("process ended: %v", p.err)
+	default:
+	}
+	p.stop()
+}
