@@ -61,8 +61,12 @@ func (s *Server) routes() http.Handler {
 	r.POST(cluster.PathApply, s.admin(s.handleApply))
 	r.GET(cluster.PathReadIndex, s.admin(s.handleReadIndex))
 
-	// Outside /cluster/, so scrapers need no admin token.
+	// Outside /cluster/, so scrapers and probes need no admin token.
 	r.GET("/metrics", s.handleMetrics)
+	r.GET("/healthz", s.handleHealthz)
+	r.HEAD("/healthz", s.handleHealthz)
+	r.GET("/readyz", s.handleReadyz)
+	r.HEAD("/readyz", s.handleReadyz)
 
 	return s.accessLog(s.requireAdminToken(r))
 }

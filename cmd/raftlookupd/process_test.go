@@ -195,6 +195,10 @@ func TestProcessNsqlookupdCommandLine(t *testing.T) {
 	if code, body := httpGet(t, "http://"+addr+"/info"); code != 200 || body != `{"version":"1.3.0"}` {
 		t.Errorf("/info: %d %q", code, body)
 	}
+	if code, _ := httpGet(t, "http://"+addr+"/healthz"); code != 200 {
+		t.Errorf("/healthz: %d", code)
+	}
+	waitReady(t, addr)
 	p.stop()
 }
 
@@ -246,4 +250,20 @@ func TestProcessSIGHUPReloadsLogLevel(t *testing.T) {
 	default:
 	}
 	p.stop()
+}
+
+// waitReady polls /readyz until 200.
+func waitReady(t *testing.T, addr string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		code, body := httpGet(t, "http://"+addr+"/readyz")
+		if code == 200 {
+			return
+		}
+		if code != 503 || time.Now().After(deadline) {
+			t.Fatalf("/readyz: %d %q", code, body)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
