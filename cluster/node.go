@@ -133,6 +133,9 @@ func New(cfg Config, logger hclog.Logger) (*Node, error) {
 	rc.TrailingLogs = cfg.TrailingLogs
 	rc.NotifyCh = n.leaderCh
 	rc.Logger = logger.Named("raft")
+	// The legacy metrics put peer ids into metric names; the labelled ones
+	// carry the same figures.
+	rc.NoLegacyTelemetry = true
 
 	recovered, err := recoverCluster(cfg, rc, store, store, snaps, transport)
 	if err != nil {

@@ -112,6 +112,12 @@ func start(opts *options, logger hclog.Logger, reload *reloader) (*daemon, error
 
 	var d daemon
 	d.failed = make(chan error, 2)
+	// Before the node: Raft reports from its first moment.
+	reg, err := newMetricsRegistry()
+	if err != nil {
+		httpLn.Close()
+		return nil, err
+	}
 	d.node, err = cluster.New(ccfg, logger.Named("cluster"))
 	if err != nil {
 		httpLn.Close()
@@ -134,9 +140,15 @@ func start(opts *options, logger hclog.Logger, reload *reloader) (*daemon, error
 	hcfg.AdminToken = ccfg.AdminToken
 	hcfg.WriteTimeout = ccfg.WriteTimeout
 	hcfg.Version = nsqVersion
-	hcfg.Metrics = func(w *metrics.Writer) {
+	hcfg.Metrics = reg
+	if err := reg.Register(metrics.Collector(func(w *metrics.Writer) {
 		d.node.WriteMetrics(w)
 		w.Gauge("raftlookupd_tcp_connections", "Open nsqd (TCP protocol V1) connections.", float64(d.tcp.Connections()))
+	})); err != nil {
+		httpLn.Close()
+		d.tcp.Shutdown(context.Background())
+		d.node.Shutdown(context.Background())
+		return nil, fmt.Errorf("metrics: %w", err)
 	}
 	d.http, err = httpapi.New(hcfg, d.node.Registry(), d.node, logger)
 	if err != nil {
