@@ -13,6 +13,7 @@ require (
 	github.com/nsqio/nsq v1.3.0
 	github.com/prometheus/client_golang v1.25.0
 	go.etcd.io/bbolt v1.4.3
+	gopkg.in/yaml.v3 v3.0.1
 )
 
 require (
