@@ -16,9 +16,11 @@ test:
 	test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
 	go test -race -count=1 -p 1 -timeout 20m ./...
 
-# A single-node cluster on local ports and ./raftlookupd-data: a plain nsqlookupd.
+# A single-node cluster on local ports with its data in data/n1 (git ignores
+# data/): a plain nsqlookupd. The server runs in the foreground, so Ctrl-C
+# stops it.
 run: build
-	$(BIN)/raftlookupd -node-id n1 -broadcast-address 127.0.0.1 -data-dir raftlookupd-data
+	$(BIN)/raftlookupd -node-id n1 -broadcast-address 127.0.0.1 -data-dir data/n1
 
 vet:
 	go vet ./...

@@ -149,6 +149,9 @@ func New(cfg Config, logger hclog.Logger) (n *Node, err error) {
 	rc.TrailingLogs = cfg.TrailingLogs
 	rc.NotifyCh = n.leader.notify
 	rc.Logger = logger.Named("raft")
+	// The legacy metrics put peer ids into metric names; the labelled ones
+	// carry the same figures.
+	rc.NoLegacyTelemetry = true
 
 	recovered, err := recoverCluster(cfg, rc, n.store, n.store, snaps, n.transport)
 	if err != nil {

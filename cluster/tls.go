@@ -35,7 +35,7 @@ type tlsMaterial struct {
 
 func loadTLS(f TLSFiles) (*tlsFiles, error) {
 	if f.CertFile == "" || f.KeyFile == "" || f.CAFile == "" {
-		return nil, errors.New("TLS needs a certificate, a key and a CA file")
+		return nil, errors.New("TLS needs all three of -tls-cert, -tls-key and -tls-ca")
 	}
 	t := &tlsFiles{files: f}
 	if err := t.reload(); err != nil {

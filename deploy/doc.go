@@ -12,6 +12,10 @@
 //     a full down/up, with a real nsqd, nsqadmin and go-nsq consumer.
 //     harness_test.go runs compose and docker; testdata/probe is a tiny HTTP
 //     poller run inside a node's network namespace.
+//   - kubernetes/: a StatefulSet of three nodes, a headless Service for
+//     peers, a client Service and a PodDisruptionBudget. No cluster is
+//     available to the tests; cmd/raftlookupd's TestKubernetesManifests
+//     parses them and checks their flags and ports against the binary.
 //
 // The test needs a Docker engine and docker compose (plugin or v1); without
 // them it fails rather than skips. Run it alone with `make test-deploy`.

@@ -947,11 +947,10 @@ func opsParseMetrics(text string) (*opsMetrics, error) {
 			return nil, fail("%v", err)
 		}
 		family := name
-		if m.types[current] == "histogram" {
-			for _, suf := range []string{"_bucket", "_sum", "_count"} {
-				if name == current+suf {
-					family = current
-				}
+		suffixes := map[string][]string{"histogram": {"_bucket", "_sum", "_count"}, "summary": {"_sum", "_count"}}
+		for _, suf := range suffixes[m.types[current]] {
+			if name == current+suf {
+				family = current
 			}
 		}
 		if family != current || m.types[family] == "" || !helps[family] {

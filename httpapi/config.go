@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/raftlookupd/raftlookupd/internal/metrics"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/raftlookupd/raftlookupd/wire"
 )
@@ -20,9 +20,10 @@ type Config struct {
 	// Listener, when set, is served instead of binding Address: the daemon
 	// binds early because the port it got is advertised to peers and nsqd.
 	Listener net.Listener
-	// Metrics, when set, writes the daemon's other metrics (Raft, registry,
-	// TCP) after the HTTP API's own in GET /metrics.
-	Metrics func(*metrics.Writer)
+	// Metrics is the registry GET /metrics serves. New registers the HTTP
+	// API's own metrics on it; the daemon registers the rest (Raft, registry,
+	// TCP, process). Nil: a registry of the HTTP API's metrics alone.
+	Metrics *prometheus.Registry
 
 	// InactiveProducerTimeout hides a producer from /lookup and /nodes when
 	// its last IDENTIFY or PING is older than this. Default 300s, like

@@ -1,10 +1,14 @@
 package httpapi
 
 import (
+	"fmt"
 	"net/http"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/julienschmidt/httprouter"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/raftlookupd/raftlookupd/internal/metrics"
 )
@@ -43,24 +47,35 @@ func (s *Server) measured(name string, h httprouter.Handle) httprouter.Handle {
 
 var readEndpoints = []string{"lookup", "topics", "channels", "nodes", "debug"}
 
-// handleMetrics writes the Prometheus text format.
-func (s *Server) handleMetrics(w http.ResponseWriter, _ *http.Request, _ httprouter.Params) {
-	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-	mw := metrics.NewWriter(w)
+// writeReadMetrics writes the read endpoints' counters and latencies.
+func (s *Server) writeReadMetrics(w *metrics.Writer) {
+	const (
+		totalHelp   = "Read requests by endpoint and outcome."
+		latencyHelp = "Read request latency by endpoint."
+	)
 	for _, name := range readEndpoints {
 		m := s.reads[name]
-		mw.Counter("raftlookupd_http_reads_total", "Read requests by endpoint and outcome.", m.ok.Value(), "endpoint", name, "outcome", "ok")
-		mw.Counter("raftlookupd_http_reads_total", "Read requests by endpoint and outcome.", m.clientErr.Value(), "endpoint", name, "outcome", "client_error")
-		mw.Counter("raftlookupd_http_reads_total", "Read requests by endpoint and outcome.", m.unavailable.Value(), "endpoint", name, "outcome", "unavailable")
-		mw.Counter("raftlookupd_http_reads_total", "Read requests by endpoint and outcome.", m.serverErr.Value(), "endpoint", name, "outcome", "server_error")
-	}
-	for _, name := range readEndpoints {
-		mw.Histogram("raftlookupd_http_read_seconds", "Read request latency by endpoint.", s.reads[name].latency, "endpoint", name)
-	}
-	if s.cfg.Metrics != nil {
-		s.cfg.Metrics(mw)
-	}
-	if err := mw.Err(); err != nil {
-		s.logger.Debug("metrics write failed", "error", err)
+		w.Counter("raftlookupd_http_reads_total", totalHelp, m.ok.Value(), "endpoint", name, "outcome", "ok")
+		w.Counter("raftlookupd_http_reads_total", totalHelp, m.clientErr.Value(), "endpoint", name, "outcome", "client_error")
+		w.Counter("raftlookupd_http_reads_total", totalHelp, m.unavailable.Value(), "endpoint", name, "outcome", "unavailable")
+		w.Counter("raftlookupd_http_reads_total", totalHelp, m.serverErr.Value(), "endpoint", name, "outcome", "server_error")
+		w.Histogram("raftlookupd_http_read_seconds", latencyHelp, m.latency, "endpoint", name)
 	}
 }
+
+// metricsHandler serves the registry in the format the scraper asks for
+// (Prometheus text by default). A collector that fails is logged and the
+// rest of the page still served.
+func (s *Server) metricsHandler(reg *prometheus.Registry) httprouter.Handle {
+	h := promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+		ErrorLog:      metricsErrorLog{s.logger},
+		ErrorHandling: promhttp.ContinueOnError,
+	})
+	return func(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+		h.ServeHTTP(w, r)
+	}
+}
+
+type metricsErrorLog struct{ logger hclog.Logger }
+
+func (l metricsErrorLog) Println(v ...any) { l.logger.Warn("metrics", "error", fmt.Sprint(v...)) }

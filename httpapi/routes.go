@@ -6,13 +6,15 @@ import (
 	"runtime/debug"
 
 	"github.com/julienschmidt/httprouter"
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/raftlookupd/raftlookupd/wire"
 )
 
 // routes builds the handler: nsqlookupd's routes on httprouter configured as
 // nsqlookupd configures it (defaults plus 405 handling), the admin API on the
 // same router, and the middleware in front.
-func (s *Server) routes() http.Handler {
+func (s *Server) routes(reg *prometheus.Registry) http.Handler {
 	r := httprouter.New()
 	// httprouter's defaults (trailing-slash and case-fixing redirects,
 	// automatic OPTIONS) are part of nsqlookupd's observable behaviour.
@@ -57,8 +59,12 @@ func (s *Server) routes() http.Handler {
 	r.POST(wire.PathLeave, s.admin(true, s.handleLeave))
 	r.POST(wire.PathTransfer, s.admin(true, s.handleTransfer))
 
-	// Outside /cluster/, so scrapers need no admin token.
-	r.GET("/metrics", s.handleMetrics)
+	// Outside /cluster/, so scrapers and probes need no admin token.
+	r.GET("/metrics", s.metricsHandler(reg))
+	r.GET("/healthz", s.handleHealthz)
+	r.HEAD("/healthz", s.handleHealthz)
+	r.GET("/readyz", s.handleReadyz)
+	r.HEAD("/readyz", s.handleReadyz)
 
 	return s.accessLog(s.requireAdminToken(r))
 }

@@ -9,6 +9,9 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/raftlookupd/raftlookupd/internal/metrics"
 )
 
 // readHeaderTimeout stops a client from holding a connection by trickling
@@ -45,7 +48,14 @@ func New(cfg Config, reg Registry, cl Cluster, logger hclog.Logger) (*Server, er
 	}
 	logger = logger.Named("http")
 	s := &Server{cfg: cfg, reg: reg, cluster: cl, logger: logger}
-	s.handler = s.routes()
+	metricsReg := cfg.Metrics
+	if metricsReg == nil {
+		metricsReg = prometheus.NewRegistry()
+	}
+	s.handler = s.routes(metricsReg) // defines s.reads
+	if err := metricsReg.Register(metrics.Collector(s.writeReadMetrics)); err != nil {
+		return nil, fmt.Errorf("httpapi: metrics: %w", err)
+	}
 	ln := cfg.Listener
 	if ln == nil {
 		var err error

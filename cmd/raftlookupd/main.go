@@ -31,11 +31,16 @@ const nsqVersion = "1.3.0"
 var buildVersion = "dev"
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stderr))
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-func run(args []string, stderr io.Writer) int {
-	opts, err := parseFlags(args, stderr)
+func run(args []string, stdout, stderr io.Writer) int {
+	// Before anything slow: SIGHUP's default action would end the process.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+
+	opts, err := parseFlags(args, stdout, stderr)
 	if errors.Is(err, errHelpOrVersion) {
 		return 0
 	}
@@ -43,36 +48,37 @@ func run(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "raftlookupd: %v\n", err)
 		return 2
 	}
-	logger := newLogger(opts, stderr)
-	d, err := start(opts, logger)
+	logs := newLogs(opts, stderr)
+	logger := logs.root
+	if opts.verbose {
+		logger.Warn("-verbose has no effect (as in nsqlookupd); use -log-level")
+	}
+	reload := &reloader{args: args, current: opts}
+	reload.register("log level", levelHook(logs))
+	d, err := start(opts, logger, reload)
 	if err != nil {
 		fmt.Fprintf(stderr, "raftlookupd: %v\n", err)
 		return 1
 	}
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
-	select {
-	case sig := <-sigs:
-		logger.Info("shutting down", "signal", sig.String())
-	case err := <-d.failed:
-		logger.Error("server failed", "error", err)
-		d.shutdown(logger)
-		return 1
+	for {
+		select {
+		case sig := <-sigs:
+			if sig == syscall.SIGHUP {
+				reload.reload(logger)
+				continue
+			}
+			logger.Info("shutting down", "signal", sig.String())
+			if err := d.shutdown(logger); err != nil {
+				logs.fatal.Error("unclean shutdown", "error", err)
+				return 1
+			}
+			return 0
+		case err := <-d.failed:
+			logs.fatal.Error("server failed", "error", err)
+			d.shutdown(logger)
+			return 1
+		}
 	}
-	if err := d.shutdown(logger); err != nil {
-		logger.Error("unclean shutdown", "error", err)
-		return 1
-	}
-	return 0
-}
-
-func newLogger(opts *options, out io.Writer) hclog.Logger {
-	return hclog.New(&hclog.LoggerOptions{
-		Name:       "raftlookupd",
-		Level:      hclog.LevelFromString(opts.logLevel),
-		Output:     out,
-		JSONFormat: opts.logFormat == "json",
-	})
 }
 
 // daemon owns the three servers and shuts them down in order.
@@ -83,7 +89,9 @@ type daemon struct {
 	failed chan error
 }
 
-func start(opts *options, logger hclog.Logger) (d *daemon, err error) {
+// start binds and serves. Parts that can change live register a hook on
+// reload.
+func start(opts *options, logger hclog.Logger, reload *reloader) (d *daemon, err error) {
 	// Every listener first: the IDENTIFY reply, the member record and the
 	// Raft configuration advertise the ports actually bound, and each
 	// component is then built with its real addresses.
@@ -123,10 +131,16 @@ func start(opts *options, logger hclog.Logger) (d *daemon, err error) {
 	ccfg.TCPAdvertise = advertise(opts.broadcastAddress, tcpLn.Addr())
 
 	d = &daemon{failed: make(chan error, 2)}
+	// Before the node: Raft reports from its first moment.
+	reg, err := newMetricsRegistry()
+	if err != nil {
+		return nil, err
+	}
 	if d.node, err = cluster.New(ccfg, logger.Named("cluster")); err != nil {
 		return nil, err
 	}
 	lns = lns[:2] // the node owns the Raft listener now
+	reload.register("certificates", func(*options) error { return d.node.ReloadTLS() })
 
 	tcpCfg := tcpproto.DefaultConfig()
 	tcpCfg.Listener = tcpLn
@@ -149,9 +163,14 @@ func start(opts *options, logger hclog.Logger) (d *daemon, err error) {
 	hcfg.AdminToken = ccfg.AdminToken
 	hcfg.WriteTimeout = ccfg.WriteTimeout
 	hcfg.Version = nsqVersion
-	hcfg.Metrics = func(w *metrics.Writer) {
+	hcfg.Metrics = reg
+	if err := reg.Register(metrics.Collector(func(w *metrics.Writer) {
 		d.node.WriteMetrics(w)
 		w.Gauge("raftlookupd_tcp_connections", "Open nsqd (TCP protocol V1) connections.", float64(d.tcp.Connections()))
+	})); err != nil {
+		d.tcp.Shutdown(context.Background())
+		d.node.Shutdown(context.Background())
+		return nil, fmt.Errorf("metrics: %w", err)
 	}
 	if d.http, err = httpapi.New(hcfg, d.node.Registry(), d.node, logger); err != nil {
 		d.tcp.Shutdown(context.Background())

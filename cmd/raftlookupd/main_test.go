@@ -2,8 +2,10 @@ package main
 
 import (
 	"bytes"
+	"io"
 	"net"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -36,7 +38,7 @@ func TestStartupErrorsAreOneLine(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var stderr bytes.Buffer
-			code := run(append(append([]string(nil), base...), tt.args...), &stderr)
+			code := run(append(append([]string(nil), base...), tt.args...), io.Discard, &stderr)
 			out := strings.TrimSpace(stderr.String())
 			if code != tt.code {
 				t.Errorf("exit %d, want %d; stderr: %s", code, tt.code, out)
@@ -51,4 +53,47 @@ func TestStartupErrorsAreOneLine(t *testing.T) {
 			}
 		})
 	}
+}
+
+// -log-level fatal writes nothing while the node runs and stops, but the
+// lines that end the process still appear.
+func TestLogLevelFatal(t *testing.T) {
+	opts := mustParse(t, "-node-id", "n1", "-data-dir", t.TempDir(), "-broadcast-address", "127.0.0.1",
+		"-raft-address", "127.0.0.1:0", "-tcp-address", "127.0.0.1:0", "-http-address", "127.0.0.1:0",
+		"-log-level", "fatal")
+	var out syncBuffer
+	logs := newLogs(opts, &out)
+	d, err := start(opts, logs.root, &reloader{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs.root.Error("an error that does not end the process")
+	if err := d.shutdown(logs.root); err != nil {
+		t.Fatal(err)
+	}
+	if out.String() != "" {
+		t.Errorf("at fatal, wrote:\n%s", out.String())
+	}
+	logs.fatal.Error("server failed")
+	if !strings.Contains(out.String(), "[ERROR] raftlookupd: server failed") {
+		t.Errorf("fatal line missing: %q", out.String())
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the daemon's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -1,17 +1,16 @@
-// Package metrics holds the few metric types raftlookupd exports and writes
-// them in the Prometheus text exposition format (version 0.0.4). It is small
-// on purpose: counters and histograms are lock-free atomics, gauges are read
-// at scrape time from their owners.
+// Package metrics holds the few metric types raftlookupd's packages keep and
+// hands them to a Prometheus registry at scrape time. Counters and histograms
+// are lock-free atomics owned by the code that counts; gauges are read from
+// their owners when scraped. Only the packages that count import this one;
+// the exposition itself is github.com/prometheus/client_golang's.
 package metrics
 
 import (
-	"fmt"
-	"io"
 	"math"
 	"sort"
-	"strconv"
-	"strings"
 	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Counter is a monotonically increasing count.
@@ -58,89 +57,67 @@ func (h *Histogram) Observe(v float64) {
 // Count returns the number of observations.
 func (h *Histogram) Count() uint64 { return h.count.Load() }
 
-// Writer writes metric families. Series of one name must be written one
-// after the other; HELP and TYPE are written before the first.
+// Writer sends one scrape's samples to a Prometheus collection. Series of
+// one name must have the same help, type and label names.
 type Writer struct {
-	w    io.Writer
-	err  error
-	last string
+	ch chan<- prometheus.Metric
 }
 
-// NewWriter returns a Writer on w.
-func NewWriter(w io.Writer) *Writer { return &Writer{w: w} }
+// Collector returns a collector that calls write at every scrape. It is an
+// unchecked collector (it describes nothing up front): which series exist
+// is only known when they are written.
+func Collector(write func(*Writer)) prometheus.Collector { return collector(write) }
 
-// Err returns the first write error.
-func (w *Writer) Err() error { return w.err }
+type collector func(*Writer)
 
-func (w *Writer) header(name, typ, help string) {
-	if name == w.last {
-		return
-	}
-	w.last = name
-	w.printf("# HELP %s %s\n# TYPE %s %s\n", name, help, name, typ)
-}
+func (collector) Describe(chan<- *prometheus.Desc) {}
 
-func (w *Writer) printf(format string, args ...any) {
-	if w.err == nil {
-		_, w.err = fmt.Fprintf(w.w, format, args...)
-	}
-}
+func (c collector) Collect(ch chan<- prometheus.Metric) { c(&Writer{ch: ch}) }
 
 // Gauge writes one gauge sample; labels are name, value pairs.
 func (w *Writer) Gauge(name, help string, v float64, labels ...string) {
-	w.header(name, "gauge", help)
-	w.printf("%s%s %s\n", name, labelString(labels), formatFloat(v))
+	w.constMetric(name, help, prometheus.GaugeValue, v, labels)
 }
 
 // Counter writes one counter sample.
 func (w *Writer) Counter(name, help string, v uint64, labels ...string) {
-	w.header(name, "counter", help)
-	w.printf("%s%s %d\n", name, labelString(labels), v)
+	w.constMetric(name, help, prometheus.CounterValue, float64(v), labels)
+}
+
+func (w *Writer) constMetric(name, help string, typ prometheus.ValueType, v float64, labels []string) {
+	desc, values := describe(name, help, labels)
+	m, err := prometheus.NewConstMetric(desc, typ, v, values...)
+	if err != nil {
+		m = prometheus.NewInvalidMetric(desc, err)
+	}
+	w.ch <- m
 }
 
 // Histogram writes a histogram's buckets, sum and count.
 func (w *Writer) Histogram(name, help string, h *Histogram, labels ...string) {
-	w.header(name, "histogram", help)
+	desc, values := describe(name, help, labels)
+	buckets := make(map[float64]uint64, len(h.bounds))
 	var cum uint64
 	for i, b := range h.bounds {
 		cum += h.counts[i].Load()
-		w.printf("%s_bucket%s %d\n", name, labelString(append(labels[:len(labels):len(labels)], "le", formatFloat(b))), cum)
+		buckets[b] = cum
 	}
+	// The count is the buckets' total, not h.count: an Observe running
+	// concurrently must not make the +Inf bucket disagree with the others.
 	cum += h.counts[len(h.bounds)].Load()
-	w.printf("%s_bucket%s %d\n", name, labelString(append(labels[:len(labels):len(labels)], "le", "+Inf")), cum)
-	w.printf("%s_sum%s %s\n", name, labelString(labels), formatFloat(math.Float64frombits(h.sum.Load())))
-	w.printf("%s_count%s %d\n", name, labelString(labels), cum)
+	m, err := prometheus.NewConstHistogram(desc, cum, math.Float64frombits(h.sum.Load()), buckets, values...)
+	if err != nil {
+		m = prometheus.NewInvalidMetric(desc, err)
+	}
+	w.ch <- m
 }
 
-func labelString(kv []string) string {
-	if len(kv) == 0 {
-		return ""
+func describe(name, help string, labels []string) (*prometheus.Desc, []string) {
+	names := make([]string, 0, len(labels)/2)
+	values := make([]string, 0, len(labels)/2)
+	for i := 0; i+1 < len(labels); i += 2 {
+		names = append(names, labels[i])
+		values = append(values, labels[i+1])
 	}
-	var b strings.Builder
-	b.WriteByte('{')
-	for i := 0; i+1 < len(kv); i += 2 {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(kv[i])
-		b.WriteString(`="`)
-		b.WriteString(escapeLabel(kv[i+1]))
-		b.WriteByte('"')
-	}
-	b.WriteByte('}')
-	return b.String()
-}
-
-func escapeLabel(s string) string {
-	return strings.NewReplacer(`\`, `\\`, "\n", `\n`, `"`, `\"`).Replace(s)
-}
-
-func formatFloat(v float64) string {
-	switch {
-	case math.IsInf(v, 1):
-		return "+Inf"
-	case math.IsInf(v, -1):
-		return "-Inf"
-	}
-	return strconv.FormatFloat(v, 'g', -1, 64)
+	return prometheus.NewDesc(name, help, names, nil), values
 }
