@@ -10,6 +10,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/raftlookupd/raftlookupd/fsm"
+	"github.com/raftlookupd/raftlookupd/internal/metrics"
 	"github.com/raftlookupd/raftlookupd/wire"
 )
 
@@ -69,7 +70,7 @@ func newQueue(cfg queueConfig) *queue {
 		cfg.logger = hclog.NewNullLogger()
 	}
 	if cfg.metrics == nil {
-		cfg.metrics = &nodeMetrics{}
+		cfg.metrics = &nodeMetrics{commitLatency: metrics.NewHistogram(metrics.LatencyBuckets)}
 	}
 	return &queue{cfg: cfg, wake: make(chan struct{}, 1), lastCommit: time.Now()}
 }
