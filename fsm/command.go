@@ -32,6 +32,20 @@ const (
 	// incarnation's sessions only if its last renewal is still the one the
 	// leader saw lapse, so a stale leader cannot expire a live node.
 	OpExpireLease Op = 16
+	// OpOpenIncarnation: Session.Owner, Nonce, Time, Grace. Proposed alone,
+	// never inside a batch. Starts the owner's next incarnation, numbered by
+	// the entry's log index; the previous live one's sessions are orphaned
+	// until Time+Grace. Applying it again with the same Nonce is a no-op.
+	OpOpenIncarnation Op = 17
+	// OpOrphanOwner: Session.Owner/Incarnation, Time (the orphans' deadline).
+	// A draining node ends its incarnation; its sessions become orphans.
+	OpOrphanOwner Op = 18
+	// OpOrphanLease: Session.Owner/Incarnation, RenewIndex, Time (deadline).
+	// OpExpireLease's successor: orphans instead of dropping.
+	OpOrphanLease Op = 19
+	// OpExpireOrphans: Time (the leader's clock). Drops every orphan whose
+	// deadline is at or before Time.
+	OpExpireOrphans Op = 20
 )
 
 var opNames = map[Op]string{
@@ -40,7 +54,8 @@ var opNames = map[Op]string{
 	OpExpireOwner: "expire-owner", OpCreateTopic: "create-topic", OpDeleteTopic: "delete-topic",
 	OpCreateChannel: "create-channel", OpDeleteChannel: "delete-channel", OpTombstone: "tombstone",
 	OpSetMember: "set-member", OpRemoveMember: "remove-member", OpCloseOwner: "close-owner",
-	OpExpireLease: "expire-lease",
+	OpExpireLease: "expire-lease", OpOpenIncarnation: "open-incarnation", OpOrphanOwner: "orphan-owner",
+	OpOrphanLease: "orphan-lease", OpExpireOrphans: "expire-orphans",
 }
 
 func (o Op) String() string {
@@ -66,9 +81,16 @@ type Command struct {
 	Time    int64
 	Touches []Touch
 	Member  Member
-	// RenewIndex is, in OpExpireLease, the owner's last renewal index as the
-	// leader observed it.
+	// RenewIndex is, in OpExpireLease and OpOrphanLease, the owner's last
+	// renewal index as the leader observed it.
 	RenewIndex uint64
+	// Nonce, in OpOpenIncarnation, is drawn at random once per process
+	// start (never 0): a retried open that commits twice opens once, and the
+	// node recognises its incarnation by it (Owner.Nonce).
+	Nonce uint64
+	// Grace, in OpOpenIncarnation, is how long (ns) the previous
+	// incarnation's sessions stay listed as orphans.
+	Grace int64
 	// Batch fields: the origin's sequence number lets Apply drop a batch that
 	// a retry delivered twice (Session.Owner/Incarnation name the origin).
 	BatchSeq uint64
@@ -144,6 +166,22 @@ func (c *Command) encode(e *encoder) {
 		e.str(c.Session.Owner)
 		e.uvarint(c.Session.Incarnation)
 		e.uvarint(c.RenewIndex)
+	case OpOpenIncarnation:
+		e.str(c.Session.Owner)
+		e.uvarint(c.Nonce)
+		e.varint(c.Time)
+		e.varint(c.Grace)
+	case OpOrphanOwner:
+		e.str(c.Session.Owner)
+		e.uvarint(c.Session.Incarnation)
+		e.varint(c.Time)
+	case OpOrphanLease:
+		e.str(c.Session.Owner)
+		e.uvarint(c.Session.Incarnation)
+		e.uvarint(c.RenewIndex)
+		e.varint(c.Time)
+	case OpExpireOrphans:
+		e.varint(c.Time)
 	case OpCreateTopic, OpDeleteTopic:
 		e.str(c.Topic)
 	case OpCreateChannel, OpDeleteChannel:
@@ -247,6 +285,22 @@ func (d *decoder) command(depth int) Command {
 		c.Session.Owner = d.str()
 		c.Session.Incarnation = d.uvarint()
 		c.RenewIndex = d.uvarint()
+	case OpOpenIncarnation:
+		c.Session.Owner = d.str()
+		c.Nonce = d.uvarint()
+		c.Time = d.varint()
+		c.Grace = d.varint()
+	case OpOrphanOwner:
+		c.Session.Owner = d.str()
+		c.Session.Incarnation = d.uvarint()
+		c.Time = d.varint()
+	case OpOrphanLease:
+		c.Session.Owner = d.str()
+		c.Session.Incarnation = d.uvarint()
+		c.RenewIndex = d.uvarint()
+		c.Time = d.varint()
+	case OpExpireOrphans:
+		c.Time = d.varint()
 	case OpCreateTopic, OpDeleteTopic:
 		c.Topic = d.str()
 	case OpCreateChannel, OpDeleteChannel:

@@ -62,6 +62,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.members, r.owners, r.sessions, r.topics, r.batches = fresh.members, fresh.owners, fresh.sessions, fresh.topics, fresh.batches
+	r.identities, r.orphans = fresh.identities, fresh.orphans
 	r.appliedIndex = fresh.appliedIndex
 	return nil
 }

@@ -11,14 +11,18 @@ import (
 // give equal bytes on every node. Sessions are referenced by id.
 //
 //	members:  id raft http tcp
-//	owners:   id incarnation expired renewedAt renewIndex
+//	owners:   id incarnation expired renewedAt renewIndex nonce
 //	batches:  origin incarnation seq
-//	sessions: session-id peer(remote hostname broadcast tcp http version) lastUpdate
+//	sessions: session-id peer(remote hostname broadcast tcp http version) lastUpdate settled orphaned deadline
 //	topics:   name hasKey producers[session-id tombstoned tombstonedAt] channels[name producers[session-id]]
 //	trailer:  appliedIndex
+//
+// Version 1 lacks the owner's nonce and the session's settled, orphaned and
+// deadline: it restores as a registry of that era (renewal-opened
+// incarnations, no orphans, every session settled).
 const (
 	snapshotMagic   = "RLKS"
-	snapshotVersion = 1
+	snapshotVersion = 2
 )
 
 func (r *Registry) encodeSnapshot() []byte {
@@ -45,6 +49,7 @@ func (r *Registry) encodeSnapshot() []byte {
 		e.bool(o.expired)
 		e.varint(o.renewedAt)
 		e.uvarint(o.renewIndex)
+		e.uvarint(o.nonce)
 	}
 
 	ids = sortedKeys(r.batches)
@@ -72,6 +77,9 @@ func (r *Registry) encodeSnapshot() []byte {
 		e.varint(int64(s.peer.HTTPPort))
 		e.str(s.peer.Version)
 		e.varint(s.lastUpdate)
+		e.bool(s.settled)
+		e.bool(s.orphaned)
+		e.varint(s.deadline)
 	}
 
 	names := sortedKeys(r.topics)
@@ -108,8 +116,9 @@ func decodeSnapshot(b []byte) (*Registry, error) {
 	if len(b) < len(snapshotMagic)+1 || string(b[:len(snapshotMagic)]) != snapshotMagic {
 		return nil, errors.New("fsm: restore: not a raftlookupd snapshot")
 	}
-	if v := b[len(snapshotMagic)]; v != snapshotVersion {
-		return nil, fmt.Errorf("fsm: restore: snapshot version %d, this build reads %d", v, snapshotVersion)
+	v := b[len(snapshotMagic)]
+	if v != 1 && v != snapshotVersion {
+		return nil, fmt.Errorf("fsm: restore: snapshot version %d, this build reads 1 to %d", v, snapshotVersion)
 	}
 	d := &decoder{b: b[len(snapshotMagic)+1:]}
 	r := NewRegistry()
@@ -120,7 +129,11 @@ func decodeSnapshot(b []byte) (*Registry, error) {
 	}
 	for n := d.count(); n > 0 && d.err == nil; n-- {
 		id := d.str()
-		r.owners[id] = &owner{inc: d.uvarint(), expired: d.bool(), renewedAt: d.varint(), renewIndex: d.uvarint(), sessions: map[SessionID]*session{}}
+		o := &owner{inc: d.uvarint(), expired: d.bool(), renewedAt: d.varint(), renewIndex: d.uvarint(), sessions: map[SessionID]*session{}}
+		if v >= 2 {
+			o.nonce = d.uvarint()
+		}
+		r.owners[id] = o
 	}
 	for n := d.count(); n > 0 && d.err == nil; n-- {
 		id := d.str()
@@ -130,12 +143,31 @@ func decodeSnapshot(b []byte) (*Registry, error) {
 		s := &session{id: d.session(), topics: map[*topic]*producer{}, channels: map[*channel]struct{}{}}
 		s.peer = PeerInfo{RemoteAddress: d.str(), Hostname: d.str(), BroadcastAddress: d.str(), TCPPort: d.int(), HTTPPort: d.int(), Version: d.str()}
 		s.lastUpdate = d.varint()
-		o := r.owners[s.id.Owner]
-		if d.err == nil && o == nil {
-			d.fail(fmt.Errorf("session %s has no owner", s.id))
+		s.settled = true
+		if v >= 2 {
+			s.settled, s.orphaned, s.deadline = d.bool(), d.bool(), d.varint()
 		}
-		if d.err == nil {
-			r.sessions[s.id] = s
+		o := r.owners[s.id.Owner]
+		switch {
+		case d.err != nil:
+		case o == nil:
+			d.fail(fmt.Errorf("session %s has no owner", s.id))
+		case r.sessions[s.id] != nil:
+			d.fail(fmt.Errorf("session %s twice", s.id))
+		case !s.orphaned && s.deadline != 0:
+			d.fail(fmt.Errorf("live session %s has a deadline", s.id))
+		case !s.orphaned && (o.inc != s.id.Incarnation || o.expired):
+			d.fail(fmt.Errorf("live session %s of a dead incarnation", s.id))
+		case s.orphaned:
+			r.addSession(s)
+			group := r.orphans[s.deadline]
+			if group == nil {
+				group = map[*session]struct{}{}
+				r.orphans[s.deadline] = group
+			}
+			group[s] = struct{}{}
+		default:
+			r.addSession(s)
 			o.sessions[s.id] = s
 		}
 	}

@@ -71,6 +71,10 @@ type DebugProducer struct {
 	LastUpdate   int64
 	Tombstoned   bool
 	TombstonedAt int64
+	// Orphaned: the session's owner went away; it stays listed until
+	// OrphanDeadline (ns) unless a live session supersedes it.
+	Orphaned       bool
+	OrphanDeadline int64
 }
 
 // Member is a cluster node's advertised addresses.
@@ -85,14 +89,19 @@ type Member struct {
 type Owner struct {
 	ID          string
 	Incarnation uint64
-	// Expired is set when the leader expired this incarnation's lease.
+	// Nonce is the OpOpenIncarnation nonce that opened Incarnation (0: a
+	// lease renewal opened it); a node finds its incarnation by it.
+	Nonce uint64
+	// Expired is set when the incarnation ended: its lease expired, or it
+	// was orphaned or closed.
 	Expired bool
 	// RenewedAt is the proposer's clock at the last renewal (ns), informational.
 	RenewedAt int64
 	// RenewIndex is the log index of the last renewal; the leader watches it
 	// change instead of comparing clocks across machines.
 	RenewIndex uint64
-	Sessions   int
+	// Sessions counts the live sessions of Incarnation.
+	Sessions int
 }
 
 // Touch carries a session's new last-update time in a lease renewal.

@@ -104,7 +104,7 @@ func (c *Command) validate(where string) error {
 		}
 		for i := range c.Batch {
 			inner := &c.Batch[i]
-			if inner.Op == OpBatch {
+			if inner.Op == OpBatch || inner.Op == OpOpenIncarnation {
 				return inner.bad(where+"batch["+strconv.Itoa(i)+"] ", "must be proposed as its own entry")
 			}
 			if err := inner.validate(where + "batch[" + strconv.Itoa(i) + "] "); err != nil {
@@ -126,13 +126,23 @@ func (c *Command) validate(where string) error {
 			channel = checkName("channel", c.Channel)
 		}
 		return first(checkID("session owner", c.Session.Owner), checkName("topic", c.Topic), channel)
-	case OpCloseSession, OpExpireOwner, OpCloseOwner, OpExpireLease:
+	case OpCloseSession, OpExpireOwner, OpCloseOwner, OpExpireLease, OpOrphanOwner, OpOrphanLease:
 		return checkID("session owner", c.Session.Owner)
 	case OpRenewLease:
 		if len(c.Touches) > MaxTouches {
 			return bad("touches", "must be at most %d, got %d", MaxTouches, len(c.Touches))
 		}
 		return checkID("session owner", c.Session.Owner)
+	case OpOpenIncarnation:
+		if c.Nonce == 0 {
+			return bad("nonce", "must not be 0")
+		}
+		if c.Grace < 0 {
+			return bad("grace", "must not be negative, got %d", c.Grace)
+		}
+		return checkID("session owner", c.Session.Owner)
+	case OpExpireOrphans:
+		return nil
 	case OpCreateTopic, OpDeleteTopic:
 		return checkName("topic", c.Topic)
 	case OpCreateChannel, OpDeleteChannel:

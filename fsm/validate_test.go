@@ -69,6 +69,16 @@ func TestValidate(t *testing.T) {
 		{"remove member no id", removeMember(""), "remove-member: member id"},
 		{"unknown op", Command{Op: 250}, "unknown op 250"},
 		{"op zero", Command{}, "unknown op 0"},
+		{"open incarnation", openInc("n1", 1, t0, grace), ""},
+		{"open incarnation nonce 0", openInc("n1", 0, t0, grace), "open-incarnation: nonce must not be 0"},
+		{"open incarnation negative grace", openInc("n1", 1, t0, -1), "open-incarnation: grace must not be negative"},
+		{"open incarnation no owner", openInc("", 1, t0, grace), "open-incarnation: session owner"},
+		{"open incarnation in a batch", batch("n1", 1, 1, openInc("n1", 1, t0, grace)), "batch[0] open-incarnation must be proposed as its own entry"},
+		{"orphan owner", orphanOwner("n1", 1, t0), ""},
+		{"orphan owner no owner", orphanOwner("", 1, t0), "orphan-owner: session owner"},
+		{"orphan lease long owner", orphanLease(strings.Repeat("n", 256), 1, 1, t0), "orphan-lease: session owner"},
+		{"expire orphans", expireOrphans(-1), ""},
+		{"orphan commands batch", batch("n1", 1, 1, orphanLease("n2", 1, 2, t0), expireOrphans(t0), orphanOwner("n1", 1, t0)), ""},
 		{"batch", goldenBatch(), ""},
 		{"empty batch", batch("n1", 1, 1), ""},
 		{"batch no origin", batch("", 1, 1), "batch: origin must be 1 to 255 bytes"},
@@ -282,8 +292,10 @@ func (g *fuzzGen) command(depth int) Command {
 		for i := range min(n, 8) {
 			c.Touches[i] = Touch{Seq: g.u64(), LastUpdate: int64(g.u64())}
 		}
-	case OpExpireLease:
+	case OpExpireLease, OpOrphanLease:
 		c.RenewIndex = g.u64()
+	case OpOpenIncarnation:
+		c.Nonce, c.Grace = g.u64(), int64(g.u64())
 	case OpSetMember, OpRemoveMember:
 		c.Member = Member{ID: g.str(), RaftAddress: g.str(), HTTPAddress: g.str(), TCPAddress: g.str()}
 	case OpBatch:
