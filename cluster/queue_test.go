@@ -54,9 +54,10 @@ func (f *fakeLeader) topics() []string {
 
 func startQueue(t *testing.T, f *fakeLeader, maxBatch, maxQueue int) *queue {
 	t.Helper()
-	q := newQueue(queueConfig{origin: "n1", inc: 7, maxBatch: maxBatch, maxQueue: maxQueue,
+	q := newQueue(queueConfig{origin: "n1", maxBatch: maxBatch, maxQueue: maxQueue,
 		commit: f.commit, retryCap: time.Millisecond,
 		refused: func(ids []fsm.SessionID) { f.mu.Lock(); f.refused = append(f.refused, ids); f.mu.Unlock() }})
+	q.setIncarnation(7)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { q.run(ctx); close(done) }()
@@ -143,7 +144,7 @@ func TestQueueRefusedBatchDoesNotBlock(t *testing.T) {
 // queue's capacity is enforced; nothing invalid reaches a batch.
 func TestQueueRefusesInvalidAndFull(t *testing.T) {
 	f := &fakeLeader{}
-	q := newQueue(queueConfig{origin: "n1", inc: 1, maxBatch: 10, maxQueue: 2, commit: f.commit})
+	q := newQueue(queueConfig{origin: "n1", maxBatch: 10, maxQueue: 2, commit: f.commit})
 	huge := create(strings.Repeat("x", 1<<20+1))
 	if err := q.enqueue(huge); !errors.Is(err, wire.ErrBadRequest) || !errors.Is(err, fsm.ErrInvalidCommand) {
 		t.Fatalf("oversized name: %v, want wire.ErrBadRequest wrapping fsm.ErrInvalidCommand", err)
@@ -167,11 +168,12 @@ func TestQueueRefusesInvalidAndFull(t *testing.T) {
 // Shutdown fails what still waits with wire.ErrShutdown.
 func TestQueueShutdownFailsWaiters(t *testing.T) {
 	block := make(chan struct{})
-	q := newQueue(queueConfig{origin: "n1", inc: 1, maxBatch: 1, maxQueue: 10, retryCap: time.Millisecond,
+	q := newQueue(queueConfig{origin: "n1", maxBatch: 1, maxQueue: 10, retryCap: time.Millisecond,
 		commit: func(ctx context.Context, _ []byte, _ bool) ([]error, error) {
 			<-block
 			return nil, wire.ErrNoLeader
 		}})
+	q.setIncarnation(1)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { q.run(ctx); close(done) }()
@@ -184,5 +186,31 @@ func TestQueueShutdownFailsWaiters(t *testing.T) {
 		if err := waitErr(t, ch); !errors.Is(err, wire.ErrShutdown) {
 			t.Errorf("after shutdown: %v, want wire.ErrShutdown", err)
 		}
+	}
+}
+
+// Without an incarnation nothing is sent: commands wait, and go out under
+// the incarnation set later, numbered from 1.
+func TestQueueWaitsForAnIncarnation(t *testing.T) {
+	f := &fakeLeader{}
+	q := newQueue(queueConfig{origin: "n1", maxBatch: 10, maxQueue: 10, commit: f.commit, retryCap: time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { q.run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	res := q.enqueueWait(create("a"))
+	select {
+	case err := <-res:
+		t.Fatalf("committed without an incarnation: %v", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	q.setIncarnation(42)
+	if err := waitErr(t, res); err != nil {
+		t.Fatal(err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.batches) != 1 || f.batches[0].Session.Incarnation != 42 || f.batches[0].BatchSeq != 1 {
+		t.Fatalf("batches %+v, want one of incarnation 42, seq 1", f.batches)
 	}
 }

@@ -22,8 +22,10 @@ func queued(q *queue) []fsm.Command {
 }
 
 func newTestSessions() (*sessions, *queue) {
-	q := newQueue(queueConfig{origin: "n1", inc: 5, maxBatch: 100, maxQueue: 100})
-	return newSessions("n1", 5, 300*time.Second, q), q
+	q := newQueue(queueConfig{origin: "n1", maxBatch: 100, maxQueue: 100})
+	s := newSessions("n1", 300*time.Second, q)
+	s.setIncarnation(5)
+	return s, q
 }
 
 var testPeer = fsm.PeerInfo{RemoteAddress: "10.0.0.1:5", Hostname: "h", BroadcastAddress: "nsqd", TCPPort: 4150, HTTPPort: 4151, Version: "1.3.0"}
@@ -107,24 +109,25 @@ func TestSessionsDrainAndRefused(t *testing.T) {
 	}
 }
 
-// A new incarnation forgets every session and its renewal is queued first.
-func TestSessionsNewIncarnation(t *testing.T) {
+// A new incarnation forgets every session; with none, no session opens
+// and no renewal is queued.
+func TestSessionsSetIncarnation(t *testing.T) {
 	s, q := newTestSessions()
 	id, _ := s.openSession(testPeer)
 	queued(q)
-	inc := s.newIncarnation()
-	if inc <= 5 {
-		t.Fatalf("new incarnation %d, want above 5", inc)
-	}
+	s.setIncarnation(0)
 	if s.live(id) {
-		t.Fatal("a session of the old incarnation is still live")
+		t.Fatal("a session survived the end of its incarnation")
 	}
-	cmds := queued(q)
-	if len(cmds) != 1 || cmds[0].Op != fsm.OpRenewLease || cmds[0].Session.Incarnation != inc {
-		t.Fatalf("queued %v, want the new incarnation's renewal", cmds)
+	if _, err := s.openSession(testPeer); !errors.Is(err, wire.ErrNotServing) {
+		t.Fatalf("open without an incarnation: %v, want wire.ErrNotServing", err)
 	}
-	next, _ := s.openSession(testPeer)
-	if next.Incarnation != inc {
-		t.Fatalf("session %v after the new incarnation %d", next, inc)
+	if err := s.renew(); err != nil || len(queued(q)) != 0 {
+		t.Fatalf("renewal without an incarnation: %v, queued something", err)
+	}
+	s.setIncarnation(9)
+	next, err := s.openSession(testPeer)
+	if err != nil || next != (fsm.SessionID{Owner: "n1", Incarnation: 9, Seq: 1}) {
+		t.Fatalf("session %v, %v after incarnation 9", next, err)
 	}
 }

@@ -13,24 +13,35 @@ import (
 // same producer identity has re-registered (its first replicated PING).
 
 // acceptBatch decides whether a batch applies, and records it if so.
-func (r *Registry) acceptBatch(c *Command) bool {
+func (r *Registry) acceptBatch(c *Command) batchVerdict {
 	origin, inc := c.Session.Owner, c.Session.Incarnation
 	mark, seen := r.batches[origin]
 	if o := r.owners[origin]; o != nil && o.nonce != 0 {
 		// An incarnation the cluster numbered: only batches of the live
 		// one apply, each once. A late batch of an earlier process, or of
 		// an incarnation that was orphaned, changes nothing.
-		if inc != o.inc || o.expired || (seen && mark.inc == inc && c.BatchSeq <= mark.seq) {
-			return false
+		if seen && mark.inc == inc && c.BatchSeq <= mark.seq {
+			return batchDuplicate
+		}
+		if inc != o.inc || o.expired {
+			return batchStale
 		}
 	} else if seen && (inc < mark.inc || (inc == mark.inc && c.BatchSeq <= mark.seq)) {
 		// The rule of renewal-opened (wall-clock) incarnations: a duplicate,
 		// or a late batch of an older incarnation.
-		return false
+		return batchDuplicate
 	}
 	r.batches[origin] = batchMark{inc, c.BatchSeq}
-	return true
+	return batchApply
 }
+
+type batchVerdict int
+
+const (
+	batchApply     batchVerdict = iota
+	batchDuplicate              // delivered again by a retry: applied once already
+	batchStale                  // of an incarnation that is not the owner's live one
+)
 
 // openIncarnation starts an owner's next incarnation, numbered by index.
 func (r *Registry) openIncarnation(index uint64, c *Command) {
@@ -121,4 +132,19 @@ func addSat(a, b int64) int64 {
 		return math.MaxInt64
 	}
 	return a + b
+}
+
+// NextOrphanDeadline returns the earliest deadline (ns) of any orphan, and
+// false when there is none. Its cost is the number of distinct deadlines.
+func (r *Registry) NextOrphanDeadline() (int64, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	var next int64
+	found := false
+	for d := range r.orphans {
+		if !found || d < next {
+			next, found = d, true
+		}
+	}
+	return next, found
 }

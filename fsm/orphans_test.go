@@ -139,7 +139,7 @@ func TestBatchesOfNumberedIncarnations(t *testing.T) {
 		},
 		{
 			name:   "a batch of an earlier incarnation is ignored, even with a higher incarnation number",
-			result: []error{nil},
+			result: []error{ErrStaleIncarnation},
 			cmds:   concat(orphanSetup(), []Command{openInc("n1", 12, t0, grace), batch("n1", 1, 9, createTopic("x")), batch("n1", 99, 1, createTopic("y"))}),
 			checks: []check{topics("t")},
 		},
@@ -153,7 +153,7 @@ func TestBatchesOfNumberedIncarnations(t *testing.T) {
 		},
 		{
 			name:   "no batch applies once the incarnation is orphaned",
-			result: []error{nil},
+			result: []error{ErrStaleIncarnation},
 			cmds:   concat(orphanSetup(), []Command{orphanOwner("n1", 1, ns(time.Minute)), batch("n1", 1, 2, createTopic("x"))}),
 			checks: []check{topics("t")},
 		},

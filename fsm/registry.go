@@ -112,7 +112,16 @@ func (r *Registry) apply(index uint64, c *Command) any {
 	switch c.Op {
 	case OpBatch:
 		results := make([]error, len(c.Batch))
-		if !r.acceptBatch(c) {
+		switch r.acceptBatch(c) {
+		case batchDuplicate:
+			// Applied before: its results went to the first delivery.
+			return results
+		case batchStale:
+			// Its incarnation is over: nothing of it applies, and whoever
+			// waits on it must not take silence for success.
+			for i := range results {
+				results[i] = ErrStaleIncarnation
+			}
 			return results
 		}
 		for i := range c.Batch {

@@ -10,6 +10,9 @@ import (
 var (
 	// ErrChannelNotFound is the result of deleting a channel that does not exist.
 	ErrChannelNotFound = errors.New("channel not found")
+	// ErrStaleIncarnation is the result of every command of a batch whose
+	// incarnation is no longer its owner's live one: nothing of it applied.
+	ErrStaleIncarnation = errors.New("incarnation is over; the batch was not applied")
 )
 
 // SessionID names one identified TCP connection cluster-wide: the node that owns
@@ -114,6 +117,7 @@ type Touch struct {
 const (
 	ResultOK              uint8 = 0
 	ResultChannelNotFound uint8 = 1
+	ResultStale           uint8 = 2
 	ResultUnknown         uint8 = 255
 )
 
@@ -124,6 +128,8 @@ func ResultCode(err error) uint8 {
 		return ResultOK
 	case errors.Is(err, ErrChannelNotFound):
 		return ResultChannelNotFound
+	case errors.Is(err, ErrStaleIncarnation):
+		return ResultStale
 	}
 	return ResultUnknown
 }
@@ -138,6 +144,8 @@ func ResultError(code uint8) error {
 		return nil
 	case ResultChannelNotFound:
 		return ErrChannelNotFound
+	case ResultStale:
+		return ErrStaleIncarnation
 	}
 	return ErrUnknownResult
 }
