@@ -14,12 +14,19 @@ const ephemeralSuffix = "#ephemeral"
 // happen only through Apply; reads return copies.
 //
 // Model (nsqlookupd's RegistrationDB, indexed): a topic entry holds the
-// "topic:T:" key (which may be absent while channel keys remain, see
-// PROTOCOL.md §1.8) and its channel keys, each with the sessions that are its
+// "topic:T:" key (which may be absent while channel keys remain: an
+// UNREGISTER of an ephemeral topic deletes only the topic key) and its
+// channel keys, each with the sessions that are its
 // producers. Sessions also index the keys that hold them, so closing one costs
 // what it registered, never a scan.
 type Registry struct {
-	mu       sync.RWMutex
+	mu sync.RWMutex
+	// *state is everything Apply changes and a snapshot holds. Restore
+	// replaces it whole, under the lock, so no field can be left behind.
+	*state
+}
+
+type state struct {
 	members  map[string]Member
 	owners   map[string]*owner
 	sessions map[SessionID]*session
@@ -92,7 +99,7 @@ type batchMark struct {
 
 // NewRegistry returns an empty registry.
 func NewRegistry() *Registry {
-	return &Registry{
+	return &Registry{state: &state{
 		members:    map[string]Member{},
 		owners:     map[string]*owner{},
 		sessions:   map[SessionID]*session{},
@@ -100,7 +107,7 @@ func NewRegistry() *Registry {
 		batches:    map[string]batchMark{},
 		identities: map[Identity]map[*session]struct{}{},
 		orphans:    map[int64]map[*session]struct{}{},
-	}
+	}}
 }
 
 func isEphemeral(name string) bool { return strings.HasSuffix(name, ephemeralSuffix) }
@@ -346,7 +353,7 @@ func (r *Registry) unregister(s *session, topicName, channelName string) {
 }
 
 // closeSession removes a session from every key that holds it. No key is
-// deleted, not even an ephemeral one (PROTOCOL.md §1.10).
+// deleted, not even an ephemeral one, as in nsqlookupd (docs/COMPATIBILITY.md).
 func (r *Registry) closeSession(s *session) {
 	for t := range s.topics {
 		delete(t.producers, s)
