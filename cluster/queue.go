@@ -120,8 +120,10 @@ func (q *queue) run() {
 		}
 		data, err := b.Encode()
 		if err != nil {
-			// Only the entry size can fail here (each command was
-			// validated when queued): fail these commands, keep going.
+			// Each command was validated when queued, so only the entry
+			// size can fail here (MaxBatch above what fits
+			// fsm.MaxEntryBytes), or a command that must be proposed
+			// alone: fail these commands, keep going.
 			q.n.logger.Error("batch refused before replication", "commands", len(items), "error", err)
 			q.mu.Lock()
 			q.pending = 0

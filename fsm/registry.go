@@ -16,9 +16,9 @@ const ephemeralSuffix = "#ephemeral"
 // Model (nsqlookupd's RegistrationDB, indexed): a topic entry holds the
 // "topic:T:" key (which may be absent while channel keys remain: an
 // UNREGISTER of an ephemeral topic deletes only the topic key) and its
-// channel keys, each with the sessions that are its
-// producers. Sessions also index the keys that hold them, so closing one costs
-// what it registered, never a scan.
+// channel keys, each with the sessions that are its producers. Sessions also
+// index the keys that hold them, so closing one costs what it registered,
+// never a scan.
 type Registry struct {
 	mu sync.RWMutex
 	// *state is everything Apply changes and a snapshot holds. Restore
