@@ -102,7 +102,7 @@ type Command struct {
 // or whose entry would exceed MaxEntryBytes, so whatever it encodes, Decode
 // reads back and Apply applies.
 func (c *Command) Encode() ([]byte, error) {
-	if err := c.validate(""); err != nil {
+	if err := c.validate(topLevel); err != nil {
 		return nil, err
 	}
 	b := c.entry()
