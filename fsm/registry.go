@@ -34,12 +34,13 @@ type state struct {
 	// batches remembers the last batch applied per origin node, so a batch
 	// delivered twice by a retry is applied once.
 	batches map[string]batchMark
-	// identities indexes every session, live or orphaned, by producer
-	// identity: a live session finds the orphans it supersedes there.
-	identities map[Identity]map[*session]struct{}
-	// orphans indexes orphaned sessions by deadline, so expiring them
-	// costs the orphans that expire, never a scan of every session.
-	orphans map[int64]map[*session]struct{}
+	// orphans indexes orphaned sessions by deadline and orphansOf by
+	// producer identity, and settled counts the live settled sessions of
+	// each identity: expiring, superseding and checking for a live copy
+	// cost what they change, never a scan of sessions.
+	orphans   map[int64]map[*session]struct{}
+	orphansOf map[Identity]map[*session]struct{}
+	settled   map[Identity]int
 	// appliedIndex is the log index of the last applied entry.
 	appliedIndex uint64
 }
@@ -100,13 +101,14 @@ type batchMark struct {
 // NewRegistry returns an empty registry.
 func NewRegistry() *Registry {
 	return &Registry{state: &state{
-		members:    map[string]Member{},
-		owners:     map[string]*owner{},
-		sessions:   map[SessionID]*session{},
-		topics:     map[string]*topic{},
-		batches:    map[string]batchMark{},
-		identities: map[Identity]map[*session]struct{}{},
-		orphans:    map[int64]map[*session]struct{}{},
+		members:   map[string]Member{},
+		owners:    map[string]*owner{},
+		sessions:  map[SessionID]*session{},
+		topics:    map[string]*topic{},
+		batches:   map[string]batchMark{},
+		orphans:   map[int64]map[*session]struct{}{},
+		orphansOf: map[Identity]map[*session]struct{}{},
+		settled:   map[Identity]int{},
 	}}
 }
 
@@ -215,21 +217,7 @@ func (r *Registry) openSession(id SessionID, peer PeerInfo, now int64) {
 		topics:   map[*topic]*producer{},
 		channels: map[*channel]struct{}{},
 	}
-	r.addSession(s)
-	o.sessions[id] = s
-}
-
-// addSession indexes a new session (the caller adds it to its owner if it
-// is live).
-func (r *Registry) addSession(s *session) {
-	r.sessions[s.id] = s
-	id := s.peer.Identity()
-	set := r.identities[id]
-	if set == nil {
-		set = map[*session]struct{}{}
-		r.identities[id] = set
-	}
-	set[s] = struct{}{}
+	r.addLive(s, o)
 }
 
 // live returns a session that commands of its owner may still change: not
@@ -269,8 +257,7 @@ func (r *Registry) renewLease(index uint64, c *Command) {
 			s.lastUpdate = t.LastUpdate
 		}
 		if !s.settled {
-			s.settled = true
-			r.dropOrphansOf(s.peer.Identity())
+			r.settle(s)
 		}
 	}
 }
@@ -365,16 +352,10 @@ func (r *Registry) closeSession(s *session) {
 	if o := r.owners[s.id.Owner]; o != nil {
 		delete(o.sessions, s.id)
 	}
-	id := s.peer.Identity()
-	delete(r.identities[id], s)
-	if len(r.identities[id]) == 0 {
-		delete(r.identities, id)
-	}
 	if s.orphaned {
-		delete(r.orphans[s.deadline], s)
-		if len(r.orphans[s.deadline]) == 0 {
-			delete(r.orphans, s.deadline)
-		}
+		r.unindexOrphan(s)
+	} else if s.settled {
+		r.unsettle(s)
 	}
 }
 

@@ -228,16 +228,10 @@ func (r *Registry) restoreSession(s *session) error {
 	case !s.orphaned && (o.inc != s.id.Incarnation || o.expired):
 		return fmt.Errorf("live session %s of a dead incarnation", s.id)
 	case s.orphaned:
-		r.addSession(s)
-		group := r.orphans[s.deadline]
-		if group == nil {
-			group = map[*session]struct{}{}
-			r.orphans[s.deadline] = group
-		}
-		group[s] = struct{}{}
+		r.sessions[s.id] = s
+		r.indexOrphan(s)
 	default:
-		r.addSession(s)
-		o.sessions[s.id] = s
+		r.addLive(s, o)
 	}
 	return nil
 }
