@@ -58,7 +58,8 @@ func checkResult(t *testing.T, got, want any) {
 	}
 }
 
-// PROTOCOL.md §2.5, one row (or one nuance of a row) per case.
+// nsqlookupd's registration state transitions (docs/COMPATIBILITY.md), one
+// transition (or one nuance of one) per case.
 func TestApplyStateTransitions(t *testing.T) {
 	runApplyCases(t, []applyCase{
 		{
@@ -533,7 +534,8 @@ func TestDebugRecords(t *testing.T) {
 	}
 }
 
-// TestFilterByActive pins PROTOCOL.md §2.4.
+// TestFilterByActive pins nsqlookupd's FilterByActive: inactive producers and
+// tombstones within their lifetime are hidden at read time.
 func TestFilterByActive(t *testing.T) {
 	reg := concat(setup(s1, s2), []Command{register(s1, "t", "c"), register(s2, "t", "")})
 	runApplyCases(t, []applyCase{
@@ -1019,7 +1021,7 @@ func TestMembers(t *testing.T) {
 }
 
 // TestRegistrationDB re-expresses nsqlookupd's registration_db_test.go
-// (PROTOCOL.md §6.3) through commands and reads. Categories map onto the FSM's
+// (nsqio/nsq, nsqlookupd/registration_db_test.go) through commands and reads. Categories map onto the FSM's
 // keys: "c:a:" is topic a, "c:a:b" channel b of a, "d:a:" another topic, and
 // "t:a:" a second record of p1's peer (here: topic t).
 func TestRegistrationDB(t *testing.T) {

@@ -31,8 +31,8 @@
 //     before until a deadline carried by the command, or until a live
 //     session of the same producer identity has settled (its first
 //     replicated PING, by which nsqd has re-sent every REGISTER), or closes.
-//     Orphans are indexed by deadline and by identity: no operation scans
-//     every session.
+//     Orphans are indexed by deadline and by identity, and live settled
+//     sessions counted per identity: no operation scans sessions.
 //   - Only valid commands are written (Validate, Encode); Apply still takes
 //     whatever an older build wrote.
 package fsm

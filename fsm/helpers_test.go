@@ -444,9 +444,6 @@ func checkInvariants(t testing.TB, r *Registry) {
 			fail("sessions[%v].id = %v", id, s.id)
 		}
 		o := r.owners[id.Owner]
-		if _, ok := r.identities[s.peer.Identity()][s]; !ok {
-			fail("session %v is not in its identity's index", id)
-		}
 		switch {
 		case o == nil:
 			fail("session %v has no owner", id)
@@ -456,6 +453,9 @@ func checkInvariants(t testing.TB, r *Registry) {
 			}
 			if _, ok := r.orphans[s.deadline][s]; !ok {
 				fail("orphan %v is not indexed under its deadline %d", id, s.deadline)
+			}
+			if _, ok := r.orphansOf[s.peer.Identity()][s]; !ok {
+				fail("orphan %v is not indexed under its identity", id)
 			}
 		case s.deadline != 0:
 			fail("live session %v has a deadline", id)
@@ -488,20 +488,32 @@ func checkInvariants(t testing.TB, r *Registry) {
 			}
 		}
 	}
+	settled := map[Identity]int{}
+	orphans := 0
+	for _, s := range r.sessions {
+		if s.orphaned {
+			orphans++
+		} else if s.settled {
+			settled[s.peer.Identity()]++
+		}
+	}
+	if !reflect.DeepEqual(settled, r.settled) {
+		fail("settled counts %v, sessions say %v", r.settled, settled)
+	}
 	n := 0
-	for id, set := range r.identities {
+	for id, set := range r.orphansOf {
 		if len(set) == 0 {
-			fail("empty identity set %v", id)
+			fail("empty orphan set of %v", id)
 		}
 		for s := range set {
 			n++
-			if r.sessions[s.id] != s || s.peer.Identity() != id {
-				fail("identity %v indexes %v, which is not a session of it", id, s.id)
+			if r.sessions[s.id] != s || !s.orphaned || s.peer.Identity() != id {
+				fail("orphans of %v hold %v (orphaned %v)", id, s.id, s.orphaned)
 			}
 		}
 	}
-	if n != len(r.sessions) {
-		fail("identity index holds %d sessions, registry %d", n, len(r.sessions))
+	if n != orphans {
+		fail("identity index holds %d orphans, registry %d", n, orphans)
 	}
 	for name, o := range r.owners {
 		for id, s := range o.sessions {

@@ -70,41 +70,78 @@ func (r *Registry) orphanSessions(o *owner, deadline int64) {
 	if len(o.sessions) == 0 {
 		return
 	}
-	group := r.orphans[deadline]
-	if group == nil {
-		group = map[*session]struct{}{}
-		r.orphans[deadline] = group
-	}
 	orphaned := make([]*session, 0, len(o.sessions))
 	for _, s := range o.sessions {
+		if s.settled {
+			r.unsettle(s)
+		}
 		s.orphaned, s.deadline = true, deadline
-		group[s] = struct{}{}
+		r.indexOrphan(s)
 		orphaned = append(orphaned, s)
 	}
 	o.sessions = map[SessionID]*session{}
 	for _, s := range orphaned {
-		if r.settledLive(s.peer.Identity()) {
-			r.closeSession(s)
+		if r.settled[s.peer.Identity()] > 0 {
+			r.closeSession(s) // a settled live copy of this nsqd exists
 		}
 	}
 }
 
-// settledLive reports whether a live, settled session has this identity.
-func (r *Registry) settledLive(id Identity) bool {
-	for s := range r.identities[id] {
-		if !s.orphaned && s.settled {
-			return true
-		}
+// addLive indexes a new live session of o.
+func (r *Registry) addLive(s *session, o *owner) {
+	r.sessions[s.id] = s
+	o.sessions[s.id] = s
+	if s.settled {
+		r.settled[s.peer.Identity()]++
 	}
-	return false
+}
+
+// settle records a live session's first replicated PING: by then nsqd has
+// re-sent its REGISTERs, so the orphans of its identity are redundant.
+func (r *Registry) settle(s *session) {
+	s.settled = true
+	id := s.peer.Identity()
+	r.settled[id]++
+	r.dropOrphansOf(id)
+}
+
+func (r *Registry) unsettle(s *session) {
+	id := s.peer.Identity()
+	if r.settled[id]--; r.settled[id] <= 0 {
+		delete(r.settled, id)
+	}
+}
+
+func (r *Registry) indexOrphan(s *session) {
+	addToSet(r.orphans, s.deadline, s)
+	addToSet(r.orphansOf, s.peer.Identity(), s)
+}
+
+func (r *Registry) unindexOrphan(s *session) {
+	removeFromSet(r.orphans, s.deadline, s)
+	removeFromSet(r.orphansOf, s.peer.Identity(), s)
 }
 
 // dropOrphansOf removes every orphan with this identity.
 func (r *Registry) dropOrphansOf(id Identity) {
-	for s := range r.identities[id] {
-		if s.orphaned {
-			r.closeSession(s)
-		}
+	for s := range r.orphansOf[id] {
+		r.closeSession(s)
+	}
+}
+
+func addToSet[K comparable](m map[K]map[*session]struct{}, k K, s *session) {
+	set := m[k]
+	if set == nil {
+		set = map[*session]struct{}{}
+		m[k] = set
+	}
+	set[s] = struct{}{}
+}
+
+func removeFromSet[K comparable](m map[K]map[*session]struct{}, k K, s *session) {
+	delete(m[k], s)
+	if len(m[k]) == 0 {
+		delete(m, k)
 	}
 }
 

@@ -14,12 +14,19 @@ const ephemeralSuffix = "#ephemeral"
 // happen only through Apply; reads return copies.
 //
 // Model (nsqlookupd's RegistrationDB, indexed): a topic entry holds the
-// "topic:T:" key (which may be absent while channel keys remain, see
-// PROTOCOL.md §1.8) and its channel keys, each with the sessions that are its
-// producers. Sessions also index the keys that hold them, so closing one costs
-// what it registered, never a scan.
+// "topic:T:" key (which may be absent while channel keys remain: an
+// UNREGISTER of an ephemeral topic deletes only the topic key) and its
+// channel keys, each with the sessions that are its producers. Sessions also
+// index the keys that hold them, so closing one costs what it registered,
+// never a scan.
 type Registry struct {
-	mu       sync.RWMutex
+	mu sync.RWMutex
+	// *state is everything Apply changes and a snapshot holds. Restore
+	// replaces it whole, under the lock, so no field can be left behind.
+	*state
+}
+
+type state struct {
 	members  map[string]Member
 	owners   map[string]*owner
 	sessions map[SessionID]*session
@@ -27,12 +34,13 @@ type Registry struct {
 	// batches remembers the last batch applied per origin node, so a batch
 	// delivered twice by a retry is applied once.
 	batches map[string]batchMark
-	// identities indexes every session, live or orphaned, by producer
-	// identity: a live session finds the orphans it supersedes there.
-	identities map[Identity]map[*session]struct{}
-	// orphans indexes orphaned sessions by deadline, so expiring them
-	// costs the orphans that expire, never a scan of every session.
-	orphans map[int64]map[*session]struct{}
+	// orphans indexes orphaned sessions by deadline and orphansOf by
+	// producer identity, and settled counts the live settled sessions of
+	// each identity: expiring, superseding and checking for a live copy
+	// cost what they change, never a scan of sessions.
+	orphans   map[int64]map[*session]struct{}
+	orphansOf map[Identity]map[*session]struct{}
+	settled   map[Identity]int
 	// appliedIndex is the log index of the last applied entry.
 	appliedIndex uint64
 }
@@ -92,15 +100,16 @@ type batchMark struct {
 
 // NewRegistry returns an empty registry.
 func NewRegistry() *Registry {
-	return &Registry{
-		members:    map[string]Member{},
-		owners:     map[string]*owner{},
-		sessions:   map[SessionID]*session{},
-		topics:     map[string]*topic{},
-		batches:    map[string]batchMark{},
-		identities: map[Identity]map[*session]struct{}{},
-		orphans:    map[int64]map[*session]struct{}{},
-	}
+	return &Registry{state: &state{
+		members:   map[string]Member{},
+		owners:    map[string]*owner{},
+		sessions:  map[SessionID]*session{},
+		topics:    map[string]*topic{},
+		batches:   map[string]batchMark{},
+		orphans:   map[int64]map[*session]struct{}{},
+		orphansOf: map[Identity]map[*session]struct{}{},
+		settled:   map[Identity]int{},
+	}}
 }
 
 func isEphemeral(name string) bool { return strings.HasSuffix(name, ephemeralSuffix) }
@@ -217,21 +226,7 @@ func (r *Registry) openSession(id SessionID, peer PeerInfo, now int64) {
 		topics:   map[*topic]*producer{},
 		channels: map[*channel]struct{}{},
 	}
-	r.addSession(s)
-	o.sessions[id] = s
-}
-
-// addSession indexes a new session (the caller adds it to its owner if it
-// is live).
-func (r *Registry) addSession(s *session) {
-	r.sessions[s.id] = s
-	id := s.peer.Identity()
-	set := r.identities[id]
-	if set == nil {
-		set = map[*session]struct{}{}
-		r.identities[id] = set
-	}
-	set[s] = struct{}{}
+	r.addLive(s, o)
 }
 
 // live returns a session that commands of its owner may still change: not
@@ -271,8 +266,7 @@ func (r *Registry) renewLease(index uint64, c *Command) {
 			s.lastUpdate = t.LastUpdate
 		}
 		if !s.settled {
-			s.settled = true
-			r.dropOrphansOf(s.peer.Identity())
+			r.settle(s)
 		}
 	}
 }
@@ -355,7 +349,7 @@ func (r *Registry) unregister(s *session, topicName, channelName string) {
 }
 
 // closeSession removes a session from every key that holds it. No key is
-// deleted, not even an ephemeral one (PROTOCOL.md §1.10).
+// deleted, not even an ephemeral one, as in nsqlookupd (docs/COMPATIBILITY.md).
 func (r *Registry) closeSession(s *session) {
 	for t := range s.topics {
 		delete(t.producers, s)
@@ -367,16 +361,10 @@ func (r *Registry) closeSession(s *session) {
 	if o := r.owners[s.id.Owner]; o != nil {
 		delete(o.sessions, s.id)
 	}
-	id := s.peer.Identity()
-	delete(r.identities[id], s)
-	if len(r.identities[id]) == 0 {
-		delete(r.identities, id)
-	}
 	if s.orphaned {
-		delete(r.orphans[s.deadline], s)
-		if len(r.orphans[s.deadline]) == 0 {
-			delete(r.orphans, s.deadline)
-		}
+		r.unindexOrphan(s)
+	} else if s.settled {
+		r.unsettle(s)
 	}
 }
 
