@@ -1,7 +1,7 @@
 package e2e
 
-// The deliberate differences from nsqlookupd 1.3.0 (DESIGN.md "Bad input" and
-// "Producer identity"), tested against raftlookupd only: where nsqlookupd
+// The deliberate differences from nsqlookupd 1.3.0 (docs/COMPATIBILITY.md#diff-tcp-limits,
+// #diff-wildcard and #diff-identity), tested against raftlookupd only: where nsqlookupd
 // crashes, grows without bound or wipes everything, raftlookupd answers with
 // a clear error, changes nothing and keeps serving every other client.
 

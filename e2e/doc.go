@@ -14,7 +14,7 @@
 //     and /cluster/status; nsqdproc_test.go: nsqd processes.
 //   - reference_test.go runs the real nsqlookupd 1.3.0 in-process.
 //   - diffscript_test.go is the differential runner, normalize_test.go its
-//     normalizer; diff_test.go is the script (PROTOCOL.md §6, §6.5) and the
+//     normalizer; diff_test.go is the script (docs/COMPATIBILITY.md#baseline) and the
 //     tests that run it against a second nsqlookupd, a single raftlookupd
 //     node and a follower of a 3-node cluster.
 //   - deviations_test.go covers the deliberate differences from nsqlookupd.

@@ -26,7 +26,7 @@ import (
 )
 
 // haLeaderUnreachable is the message of a read a node refuses because it
-// cannot vouch for its state (DESIGN.md, "Reads and consistency").
+// cannot vouch for its state (docs/COMPATIBILITY.md#diff-consistency).
 const haLeaderUnreachable = "LEADER_UNREACHABLE"
 
 func haTCPAddrs(nodes []*Node) []string {

@@ -15,7 +15,7 @@ const ephemeralSuffix = "#ephemeral"
 //
 // Model (nsqlookupd's RegistrationDB, indexed): a topic entry holds the
 // "topic:T:" key (which may be absent while channel keys remain, see
-// PROTOCOL.md §1.8) and its channel keys, each with the sessions that are its
+// docs/COMPATIBILITY.md#tcp-unregister) and its channel keys, each with the sessions that are its
 // producers. Sessions also index the keys that hold them, so closing one costs
 // what it registered, never a scan.
 type Registry struct {
@@ -276,7 +276,7 @@ func (r *Registry) unregister(s *session, topicName, channelName string) {
 }
 
 // closeSession removes a session from every key that holds it. No key is
-// deleted, not even an ephemeral one (PROTOCOL.md §1.10).
+// deleted, not even an ephemeral one (docs/COMPATIBILITY.md#tcp-close).
 func (r *Registry) closeSession(s *session) {
 	for t := range s.topics {
 		delete(t.producers, s)
