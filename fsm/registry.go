@@ -14,11 +14,10 @@ const ephemeralSuffix = "#ephemeral"
 // happen only through Apply; reads return copies.
 //
 // Model (nsqlookupd's RegistrationDB, indexed): a topic entry holds the
-// "topic:T:" key (which may be absent while channel keys remain: an
-// UNREGISTER of an ephemeral topic deletes only the topic key) and its
-// channel keys, each with the sessions that are its producers. Sessions also
-// index the keys that hold them, so closing one costs what it registered,
-// never a scan.
+// "topic:T:" key (which may be absent while channel keys remain, see
+// docs/COMPATIBILITY.md#tcp-unregister) and its channel keys, each with the sessions that are its
+// producers. Sessions also index the keys that hold them, so closing one costs
+// what it registered, never a scan.
 type Registry struct {
 	mu sync.RWMutex
 	// *state is everything Apply changes and a snapshot holds. Restore
@@ -349,7 +348,7 @@ func (r *Registry) unregister(s *session, topicName, channelName string) {
 }
 
 // closeSession removes a session from every key that holds it. No key is
-// deleted, not even an ephemeral one, as in nsqlookupd (docs/COMPATIBILITY.md).
+// deleted, not even an ephemeral one (docs/COMPATIBILITY.md#tcp-close).
 func (r *Registry) closeSession(s *session) {
 	for t := range s.topics {
 		delete(t.producers, s)
