@@ -62,6 +62,7 @@ type Node struct {
 	serving atomic.Bool
 
 	metrics nodeMetrics
+	counts  registryCounts
 
 	ctx      context.Context
 	cancel   context.CancelFunc
