@@ -63,6 +63,9 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	defer r.mu.Unlock()
 	r.members, r.owners, r.sessions, r.topics, r.batches = fresh.members, fresh.owners, fresh.sessions, fresh.topics, fresh.batches
 	r.appliedIndex = fresh.appliedIndex
+	// The old topics and their memos are unreachable now; Remember checks
+	// the topic is still the registry's before it charges the budget.
+	r.memoBytes.Store(0)
 	return nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // ephemeralSuffix marks topics and channels whose keys are deleted when their
@@ -29,6 +30,8 @@ type Registry struct {
 	batches map[string]batchMark
 	// appliedIndex is the log index of the last applied entry.
 	appliedIndex uint64
+	// memoBytes is what the topics' memos hold together (memo.go).
+	memoBytes atomic.Int64
 }
 
 type owner struct {
@@ -59,6 +62,10 @@ type topic struct {
 	hasKey    bool
 	producers map[*session]*producer
 	channels  map[string]*channel
+	// version counts changes to what Lookup shows for the topic; memo is a
+	// reader's remembered answer (memo.go). Neither is replicated state.
+	version uint64
+	memo    atomic.Pointer[memo]
 }
 
 type channel struct {
@@ -89,6 +96,14 @@ func isEphemeral(name string) bool { return strings.HasSuffix(name, ephemeralSuf
 // the log index of the entry. It returns the command's result: nil or a
 // sentinel error such as ErrChannelNotFound. Batches return []error.
 func (r *Registry) apply(index uint64, c *Command) any {
+	switch c.Op {
+	case OpRegister, OpUnregister, OpCreateTopic, OpCreateChannel, OpDeleteChannel, OpTombstone:
+		// Whatever the command does to the topic, answers taken before it
+		// no longer hold. Commands for other topics leave this one's alone.
+		if t := r.topics[c.Topic]; t != nil {
+			r.changed(t)
+		}
+	}
 	switch c.Op {
 	case OpBatch:
 		mark, seen := r.batches[c.Session.Owner]
@@ -194,6 +209,10 @@ func (r *Registry) renewLease(index uint64, c *Command) {
 	for _, t := range c.Touches {
 		if s := o.sessions[SessionID{id, inc, t.Seq}]; s != nil && t.LastUpdate > s.lastUpdate {
 			s.lastUpdate = t.LastUpdate
+			// A producer a reader saw as inactive may be active again.
+			for tp := range s.topics {
+				r.changed(tp)
+			}
 		}
 	}
 }
@@ -225,6 +244,7 @@ func (r *Registry) ensureChannel(t *topic, name string) *channel {
 // dropTopicIfEmpty forgets a topic entry that holds no key at all.
 func (r *Registry) dropTopicIfEmpty(t *topic) {
 	if !t.hasKey && len(t.channels) == 0 {
+		r.changed(t)
 		delete(r.topics, t.name)
 	}
 }
@@ -279,6 +299,7 @@ func (r *Registry) unregister(s *session, topicName, channelName string) {
 // deleted, not even an ephemeral one (PROTOCOL.md §1.10).
 func (r *Registry) closeSession(s *session) {
 	for t := range s.topics {
+		r.changed(t)
 		delete(t.producers, s)
 	}
 	for ch := range s.channels {
@@ -311,6 +332,7 @@ func (r *Registry) deleteTopic(name string) {
 	for s := range t.producers {
 		delete(s.topics, t)
 	}
+	r.changed(t)
 	delete(r.topics, name)
 }
 
