@@ -222,6 +222,12 @@ func dialRaw(host string) (*rawClient, error) {
 
 // get sends one request and reads the whole response; it returns the status.
 func (c *rawClient) get(path string) (int, error) {
+	status, _, err := c.getSize(path)
+	return status, err
+}
+
+// getSize is get that also returns the body's length.
+func (c *rawClient) getSize(path string) (int, int, error) {
 	c.buf = append(c.buf[:0], "GET "...)
 	c.buf = append(c.buf, path...)
 	c.buf = append(c.buf, " HTTP/1.1\r\nHost: "...)
@@ -229,24 +235,24 @@ func (c *rawClient) get(path string) (int, error) {
 	c.buf = append(c.buf, "\r\nAccept: application/vnd.nsq; version=1.0\r\n\r\n"...)
 	c.conn.SetDeadline(time.Now().Add(10 * time.Second))
 	if _, err := c.conn.Write(c.buf); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	line, err := c.r.ReadSlice('\n')
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	if len(line) < 12 {
-		return 0, fmt.Errorf("bad status line %q", line)
+		return 0, 0, fmt.Errorf("bad status line %q", line)
 	}
 	status, err := strconv.Atoi(string(line[9:12]))
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	length := -1
 	for {
 		h, err := c.r.ReadSlice('\n')
 		if err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		if len(h) <= 2 {
 			break
@@ -256,10 +262,10 @@ func (c *rawClient) get(path string) (int, error) {
 		}
 	}
 	if length < 0 {
-		return 0, fmt.Errorf("response without Content-Length")
+		return 0, 0, fmt.Errorf("response without Content-Length")
 	}
 	_, err = c.r.Discard(length)
-	return status, err
+	return status, length, err
 }
 
 // waitUntil polls cond until it holds or the timeout passes.
