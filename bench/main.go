@@ -42,6 +42,7 @@ type config struct {
 	dbFor          time.Duration
 	dbRenew        time.Duration
 	only           string
+	profileDir     string
 	out            io.Writer
 	fig            *figures
 }
@@ -63,7 +64,7 @@ func main() {
 	var c config
 	sizes := flag.String("sizes", "3000,30000,300000,900000", "registrations per /lookup run (10 producers x N topics x 2 channels)")
 	flag.IntVar(&c.clients, "clients", 32, "concurrent keep-alive /lookup clients")
-	flag.DurationVar(&c.duration, "duration", 5*time.Second, "length of each throughput run")
+	flag.DurationVar(&c.duration, "duration", 6*time.Second, "length of each throughput run (in 3 turns per target for /lookup)")
 	flag.IntVar(&c.trials, "trials", 5, "failover trials")
 	flag.DurationVar(&c.idle, "idle", 10*time.Minute, "how long an idle cluster with the default flags is watched for leader changes (0: not at all)")
 	flag.IntVar(&c.stormProducers, "storm-producers", 100, "producers in the equal-footing storm, each connected to all three lookupds")
@@ -77,6 +78,7 @@ func main() {
 	}
 	flag.StringVar(&c.only, "only", "", "run one scenario: "+strings.Join(names, ", "))
 	outPath := flag.String("out", "", "also write the report to this file")
+	flag.StringVar(&c.profileDir, "profile-dir", "", "write CPU profiles of the raftlookupd follower under /lookup load here (its first turn, at each size)")
 	readmePath := flag.String("readme", "", "rewrite this README's performance table when every scenario ran")
 	ceilingAddr := flag.String("ceiling-serve", "", "internal: serve the HTTP ceiling on this address")
 	ceilingBody := flag.Int("ceiling-body", 0, "internal: the ceiling's body length")

@@ -20,6 +20,7 @@ func benchScale(c config, refBin, raftBin string) error {
 		lines[t] = fmt.Sprintf("REGISTER scale%d\n", t)
 	}
 	const basePort = 20000 // identities 20000.. (ports are only numbers in IDENTIFY)
+	const snapshotThreshold = 16
 
 	ref, err := startReference(refBin)
 	if err != nil {
@@ -41,10 +42,11 @@ func benchScale(c config, refBin, raftBin string) error {
 	}
 
 	// Snapshots are checked every 30s (the default is 60s) and taken after
-	// 1024 entries: late enough not to fall inside the timed storm, soon
-	// enough that the restarted follower restores a snapshot plus a short
-	// log, as a node that has run for a while does.
-	nodes, err := startCluster(raftBin, "-raft-snapshot-interval", "30s", "-raft-snapshot-threshold", "1024")
+	// 16 entries (group commit writes 90k registrations in about 36): late
+	// enough not to fall inside the timed storm, soon enough
+	// that the restarted follower restores a snapshot plus a short log, as a
+	// node that has run for a while does.
+	nodes, err := startCluster(raftBin, "-raft-snapshot-interval", "30s", "-raft-snapshot-threshold", fmt.Sprint(snapshotThreshold))
 	if err != nil {
 		killAll(nodes...)
 		return err
@@ -75,8 +77,15 @@ func benchScale(c config, refBin, raftBin string) error {
 		}
 	}
 
-	// Wait for every node's first snapshot, then restart a follower.
-	if !waitUntil(3*time.Minute, time.Second, func() bool {
+	// Wait for every node's first snapshot (if the log is long enough to
+	// take one), then restart a follower.
+	var st struct {
+		LastLogIndex uint64 `json:"last_log_index"`
+	}
+	if err := getJSON(nodes[0].http, "/cluster/status?local=true", &st); err != nil {
+		return err
+	}
+	if st.LastLogIndex >= snapshotThreshold && !waitUntil(3*time.Minute, time.Second, func() bool {
 		for _, nd := range nodes {
 			if largestSnapshot(nd.dataDir) == 0 {
 				return false
@@ -93,10 +102,6 @@ func benchScale(c config, refBin, raftBin string) error {
 		}
 		snap = max(snap, largestSnapshot(nd.dataDir))
 	}
-	var st struct {
-		LastLogIndex uint64 `json:"last_log_index"`
-	}
-	getJSON(nodes[0].http, "/cluster/status", &st)
 
 	leader, followers, err := leaderOf(nodes)
 	if err != nil {
@@ -139,8 +144,8 @@ func benchScale(c config, refBin, raftBin string) error {
 	fmt.Fprintf(c.out, "| raftlookupd, held by all 3 nodes | %v | %.0f |\n", all.Round(time.Millisecond), float64(regs)/all.Seconds())
 	fmt.Fprintf(c.out, "\nratio (held everywhere / reference acknowledged rate): %.2fx\n\n", refTime.Seconds()/all.Seconds())
 	fmt.Fprintf(c.out, "RSS: nsqlookupd %s; raftlookupd %v (largest / reference: %.2fx).\n\n", mib(refRSS), rss, float64(raftRSS)/float64(refRSS))
-	fmt.Fprintf(c.out, "raft.db %s, snapshot %s (largest of the 3 nodes; %d log entries; snapshots checked every 30s after 1024 entries).\n\n",
-		mib(raftDB), mib(snap), st.LastLogIndex)
+	fmt.Fprintf(c.out, "raft.db %s, snapshot %s (largest of the 3 nodes; %d log entries; snapshots checked every 30s, taken after %d entries).\n\n",
+		mib(raftDB), mib(snap), st.LastLogIndex, snapshotThreshold)
 	fmt.Fprintf(c.out, "Restarted follower (SIGKILL, start) serving the same registry as the leader (%d registrations; its own connections ended with it): %v.\n\n",
 		served, restart.Round(time.Millisecond))
 	c.fig.scale = &scaleFigure{producers: n, topics: topics, ref: refTime, ack: ack, all: all, refRSS: refRSS, raftRSS: raftRSS,

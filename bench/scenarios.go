@@ -73,12 +73,32 @@ func lookupAtSize(c config, ref *proc, nodes []*proc, topics int) (lookupFigure,
 	if err != nil {
 		return fig, err
 	}
-	ceilRate, ceilFail := lookupLoad(ceiling.http, "t", topics, c.clients, c.duration)
-	ceiling.kill()
-	refRate, refFail := lookupLoad(ref.http, "t", topics, c.clients, c.duration)
-	raftRate, raftFail := lookupLoad(f.http, "t", topics, c.clients, c.duration)
-	if ceilFail+refFail+raftFail > 0 {
-		fmt.Fprintf(c.out, "(failures: ceiling %d, nsqlookupd %d, raftlookupd %d)\n", ceilFail, refFail, raftFail)
+	defer ceiling.kill()
+	// The three targets take turns, in a rotating order, so that a change
+	// in the machine's load during the run does not favour one of them.
+	const rounds = 3
+	hosts := []string{ceiling.http, ref.http, f.http}
+	var rates [3]float64
+	var fails [3]int64
+	slice := c.duration / rounds
+	for r := range rounds {
+		for k := range hosts {
+			i := (r + k) % len(hosts)
+			var stop func()
+			if i == 2 && r == 0 {
+				stop = profileDuring(c, f, fmt.Sprintf("lookup-%d", producersPerRun*topics*2), slice)
+			}
+			rate, failed := lookupLoad(hosts[i], "t", topics, c.clients, slice)
+			if stop != nil {
+				stop()
+			}
+			rates[i] += rate / rounds
+			fails[i] += failed
+		}
+	}
+	ceilRate, refRate, raftRate := rates[0], rates[1], rates[2]
+	if fails[0]+fails[1]+fails[2] > 0 {
+		fmt.Fprintf(c.out, "(failures: ceiling %d, nsqlookupd %d, raftlookupd %d)\n", fails[0], fails[1], fails[2])
 	}
 	refRSS, _ := ref.rss()
 	raftRSS, _ := f.rss()
