@@ -9,6 +9,7 @@
 //	go run ./bench                   # everything, about forty minutes
 //	go run ./bench -only lookup      # one scenario
 //	go run ./bench -only scale -scale-producers 300 -scale-topics 10  # a small check
+//	go run ./bench -only scale -profile-dir /tmp/prof  # CPU and heap profiles of the nodes
 //
 // Every figure of one run goes to stdout and -out; with -readme, and when
 // every scenario ran, the README's performance table is rewritten from it.
@@ -78,7 +79,7 @@ func main() {
 	}
 	flag.StringVar(&c.only, "only", "", "run one scenario: "+strings.Join(names, ", "))
 	outPath := flag.String("out", "", "also write the report to this file")
-	flag.StringVar(&c.profileDir, "profile-dir", "", "write CPU profiles of the raftlookupd follower under /lookup load here (its first turn, at each size)")
+	flag.StringVar(&c.profileDir, "profile-dir", "", "write profiles here: the follower's CPU under /lookup load (its first turn, at each size), every node's CPU during the scale storm and heap after it")
 	readmePath := flag.String("readme", "", "rewrite this README's performance table when every scenario ran")
 	ceilingAddr := flag.String("ceiling-serve", "", "internal: serve the HTTP ceiling on this address")
 	ceilingBody := flag.Int("ceiling-body", 0, "internal: the ceiling's body length")

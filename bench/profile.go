@@ -30,8 +30,12 @@ func profileDuring(c config, p *proc, name string, d time.Duration) func() {
 }
 
 func fetchProfile(host string, secs int, path string) error {
-	cl := &http.Client{Timeout: time.Duration(secs+30) * time.Second}
-	resp, err := cl.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", host, secs))
+	return fetchTo(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", host, secs), path, time.Duration(secs+30)*time.Second)
+}
+
+func fetchTo(url, path string, timeout time.Duration) error {
+	cl := &http.Client{Timeout: timeout}
+	resp, err := cl.Get(url)
 	if err != nil {
 		return err
 	}
@@ -48,4 +52,15 @@ func fetchProfile(host string, secs int, path string) error {
 		return err
 	}
 	return f.Close()
+}
+
+// saveHeap writes p's heap profile to c.profileDir/name.pprof, when
+// profiles are asked for.
+func saveHeap(c config, p *proc, name string) {
+	if c.profileDir == "" {
+		return
+	}
+	if err := fetchTo(fmt.Sprintf("http://%s/debug/pprof/heap", p.http), filepath.Join(c.profileDir, name+".pprof"), 30*time.Second); err != nil {
+		fmt.Fprintf(os.Stderr, "bench: heap profile %s: %v\n", name, err)
+	}
 }

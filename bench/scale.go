@@ -53,6 +53,11 @@ func benchScale(c config, refBin, raftBin string) error {
 	}
 	defer killAll(nodes...)
 	tcp := []string{nodes[0].tcp, nodes[1].tcp, nodes[2].tcp}
+	var stops []func()
+	for _, nd := range nodes {
+		// Profiles cover the storm and what follows it within 5s.
+		stops = append(stops, profileDuring(c, nd, "scale-"+nd.name, 6*time.Second))
+	}
 	start = time.Now()
 	prods, err = storm(n, func(i int) []string { return []string{tcp[i%3]} }, basePort, lines)
 	ack := time.Since(start)
@@ -64,12 +69,16 @@ func benchScale(c config, refBin, raftBin string) error {
 		return fmt.Errorf("%d registrations never held by every node", regs)
 	}
 	all := time.Since(start)
+	for _, stop := range stops {
+		stop()
+	}
 	var raftRSS int64
 	rss := make([]string, len(nodes))
 	for i, nd := range nodes {
 		r, _ := nd.rss()
 		raftRSS = max(raftRSS, r)
 		rss[i] = nd.name + " " + mib(r)
+		saveHeap(c, nd, "scale-heap-"+nd.name)
 	}
 	for _, nd := range nodes {
 		if k, err := lookupProducers(nd.http, "scale0"); err != nil || k != n {
