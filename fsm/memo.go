@@ -94,17 +94,13 @@ func (r *Registry) Recall(name string, f Filter) ([]byte, bool) {
 	return m.body, true
 }
 
-// MemoBytes reports the bytes remembered answers hold, for metrics.
+// MemoBytes reports the bytes remembered answers hold together.
 func (r *Registry) MemoBytes() int64 { return r.memoBytes.Load() }
 
 // changed records, under the write lock, that what Lookup shows for t may
 // have changed: a stamp taken before no longer matches, and the memo goes.
 func (r *Registry) changed(t *topic) {
 	t.version++
-	r.dropMemo(t)
-}
-
-func (r *Registry) dropMemo(t *topic) {
 	if old := t.memo.Swap(nil); old != nil {
 		r.memoBytes.Add(-int64(len(old.body)))
 	}
