@@ -25,11 +25,17 @@ type producer struct {
 }
 
 func dialProducer(tcpAddr string, port int) (*producer, error) {
+	return dialProducerBuf(tcpAddr, port, 64<<10)
+}
+
+// dialProducerBuf is dialProducer with a write buffer of the given size:
+// thousands of storm connections need no 64 KiB each.
+func dialProducerBuf(tcpAddr string, port, bufSize int) (*producer, error) {
 	c, err := net.DialTimeout("tcp", tcpAddr, 2*time.Second)
 	if err != nil {
 		return nil, err
 	}
-	p := &producer{conn: c, r: bufio.NewReader(c), w: bufio.NewWriterSize(c, 64<<10)}
+	p := &producer{conn: c, r: bufio.NewReader(c), w: bufio.NewWriterSize(c, bufSize)}
 	body, _ := json.Marshal(map[string]any{"broadcast_address": "127.0.0.1", "hostname": "bench",
 		"tcp_port": port, "http_port": port + 1, "version": "1.3.0"})
 	p.w.WriteString("  V1IDENTIFY\n")

@@ -33,7 +33,7 @@ func storm(producers int, addrs func(i int) []string, basePort int, lines []stri
 			sem <- struct{}{}
 			go func() {
 				defer wg.Done()
-				p, err := dialProducer(a, basePort+2*i)
+				p, err := dialProducerBuf(a, basePort+2*i, 4<<10)
 				<-sem
 				if err == nil {
 					mu.Lock()
