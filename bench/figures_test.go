@@ -1,6 +1,9 @@
 package main
 
 import (
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -50,5 +53,25 @@ func TestCount(t *testing.T) {
 		if got := count(n); got != want {
 			t.Errorf("count(%d) = %q, want %q", n, got, want)
 		}
+	}
+}
+
+func TestMetricValues(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		io.WriteString(w, "# HELP raftlookupd_registry_sessions Sessions.\n# TYPE raftlookupd_registry_sessions gauge\n"+
+			"raftlookupd_registry_sessions 300\nraftlookupd_registry_producers 9e+05\n"+
+			"raftlookupd_http_reads_total{endpoint=\"lookup\",outcome=\"ok\"} 7\nraftlookupd_registry_producers_other 1\n")
+	}))
+	defer srv.Close()
+	host := strings.TrimPrefix(srv.URL, "http://")
+	m, err := metricValues(host, "raftlookupd_registry_sessions", "raftlookupd_registry_producers")
+	if err != nil || m["raftlookupd_registry_sessions"] != 300 || m["raftlookupd_registry_producers"] != 900000 {
+		t.Fatalf("metricValues = %v, %v", m, err)
+	}
+	if !holds(host, 300, 900000) || holds(host, 300, 899999) {
+		t.Error("holds does not compare both gauges")
+	}
+	if _, err := metricValues(host, "raftlookupd_missing"); err == nil {
+		t.Error("a missing metric is not an error")
 	}
 }
