@@ -105,6 +105,7 @@ func (n *Node) leaderLoop() {
 				stop = nil
 			}
 			n.leader.ready.Store(false)
+			n.seq.reset()
 			if !leader {
 				n.logger.Info("lost leadership")
 				continue

@@ -40,6 +40,7 @@ type Node struct {
 	peers *memberIPs
 
 	queue    *queue
+	seq      *sequencer // orders batches proposed on this node while it leads
 	sessions *sessions
 	leader   leadership
 	// caughtUp is set once this node applied a commit index it obtained
@@ -98,6 +99,7 @@ func New(cfg Config, logger hclog.Logger) (n *Node, err error) {
 		leader:          newLeadership(),
 		metrics:         nodeMetrics{commitLatency: metrics.NewHistogram(metrics.LatencyBuckets)},
 		born:            time.Now(),
+		seq:             newSequencer(),
 	}
 	n.serving.Store(true)
 	n.ctx, n.cancel = context.WithCancel(context.Background())

@@ -28,7 +28,11 @@ type queue struct {
 	cfg queueConfig
 
 	mu    sync.Mutex
-	items []item
+	// cmds are the queued commands; dones[i] receives cmds[i]'s result
+	// (nil: nobody waits). Two slices, so a batch is a slice of cmds, never
+	// a copy.
+	cmds  []fsm.Command
+	dones []chan error
 	wake  chan struct{}
 	// inc is the incarnation batches are sent under; 0 until the node has
 	// one (and while it opens the next): commands wait in the queue.
@@ -44,9 +48,12 @@ type queueConfig struct {
 	origin   string
 	maxBatch int
 	maxQueue int
-	// commit makes one attempt to commit an encoded batch; with waitLocal it
-	// returns once the batch is applied on this node.
-	commit func(ctx context.Context, data []byte, waitLocal bool) ([]error, error)
+	// commit makes one attempt to commit an encoded batch (incarnation inc,
+	// sequence seq); with waitLocal it returns once the batch is applied on
+	// this node.
+	commit func(ctx context.Context, inc, seq uint64, data []byte, waitLocal bool) ([]error, error)
+	// window is how many batches may be in flight at once (default 4).
+	window int
 	// refused is told the sessions of a batch the leader refused for good;
 	// their connections must close so nsqd registers again.
 	refused func([]fsm.SessionID)
@@ -62,14 +69,12 @@ type queueConfig struct {
 	retryCap time.Duration
 }
 
-type item struct {
-	cmd  fsm.Command
-	done chan error // nil when nobody waits
-}
-
 func newQueue(cfg queueConfig) *queue {
 	if cfg.retryCap == 0 {
 		cfg.retryCap = 50 * time.Millisecond
+	}
+	if cfg.window == 0 {
+		cfg.window = 4
 	}
 	if cfg.logger == nil {
 		cfg.logger = hclog.NewNullLogger()
@@ -96,10 +101,10 @@ func (q *queue) enqueue(c fsm.Command) error {
 	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if len(q.items) >= q.cfg.maxQueue {
+	if len(q.cmds) >= q.cfg.maxQueue {
 		return wire.ErrQueueFull
 	}
-	q.items = append(q.items, item{cmd: c})
+	q.cmds, q.dones = append(q.cmds, c), append(q.dones, nil)
 	q.signal()
 	return nil
 }
@@ -114,11 +119,11 @@ func (q *queue) enqueueWait(c fsm.Command) <-chan error {
 	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if len(q.items) >= q.cfg.maxQueue {
+	if len(q.cmds) >= q.cfg.maxQueue {
 		done <- wire.ErrQueueFull
 		return done
 	}
-	q.items = append(q.items, item{cmd: c, done: done})
+	q.cmds, q.dones = append(q.cmds, c), append(q.dones, done)
 	q.signal()
 	return done
 }
@@ -133,7 +138,7 @@ func (q *queue) signal() {
 func (q *queue) depth() int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return len(q.items) + q.pending
+	return len(q.cmds) + q.pending
 }
 
 // stalledFor is how long the queue has held commands without committing
@@ -141,7 +146,7 @@ func (q *queue) depth() int {
 func (q *queue) stalledFor() time.Duration {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if len(q.items)+q.pending == 0 {
+	if len(q.cmds)+q.pending == 0 {
 		return 0
 	}
 	return time.Since(q.lastCommit)
@@ -159,31 +164,112 @@ func (q *queue) setIncarnation(inc uint64) {
 	q.signal()
 }
 
-// take returns the next batch's commands, its incarnation and sequence
-// number; nothing while the queue has no incarnation.
-func (q *queue) take() ([]item, uint64, uint64) {
+// take returns the next batch's commands, their result channels and the
+// incarnation; nothing while the queue has no incarnation. The slices are
+// the queue's own (capped), not copies.
+func (q *queue) take() ([]fsm.Command, []chan error, uint64) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if len(q.items) == 0 || q.inc == 0 {
-		q.lastCommit = time.Now()
-		return nil, 0, 0
+	if len(q.cmds) == 0 || q.inc == 0 {
+		if q.pending == 0 {
+			q.lastCommit = time.Now()
+		}
+		return nil, nil, 0
 	}
-	k := min(len(q.items), q.cfg.maxBatch)
-	batch := make([]item, k)
-	copy(batch, q.items)
-	q.items = q.items[k:]
-	if len(q.items) == 0 {
-		q.items = nil // let the backing array go after a burst
+	k := min(len(q.cmds), q.cfg.maxBatch)
+	cmds, dones := q.cmds[:k:k], q.dones[:k:k]
+	q.cmds, q.dones = q.cmds[k:], q.dones[k:]
+	if len(q.cmds) == 0 {
+		q.cmds, q.dones = nil, nil // let the backing arrays go after a burst
 	}
-	q.pending = k
-	q.seq++
-	return batch, q.inc, q.seq
+	q.pending += k
+	return cmds, dones, q.inc
 }
 
-func (q *queue) run(ctx context.Context) {
+// nextSeq numbers a batch of incarnation inc that encoded, so sequence
+// numbers have no gaps (the leader proposes them in order).
+func (q *queue) nextSeq(inc uint64) uint64 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if inc != q.inc {
+		return 0 // the incarnation ended meanwhile: the batch is stale anyway
+	}
+	q.seq++
+	return q.seq
+}
+
+// flight is one batch on its way to the leader.
+type flight struct {
+	cmds    []fsm.Command
+	dones   []chan error
+	inc     uint64
+	seq     uint64
+	data    []byte
+	waiting bool
+	start   time.Time
+	done    chan struct{}
+	results []error
+	err     error
+}
+
+// launch takes the next batch and starts its first commit attempt; nil when
+// there is nothing to send.
+func (q *queue) launch(ctx context.Context) *flight {
 	for {
-		items, inc, seq := q.take()
-		if len(items) == 0 {
+		cmds, dones, inc := q.take()
+		if len(cmds) == 0 {
+			return nil
+		}
+		f := &flight{cmds: cmds, dones: dones, inc: inc, start: time.Now(), done: make(chan struct{})}
+		for _, d := range dones {
+			f.waiting = f.waiting || d != nil
+		}
+		b := fsm.Command{Op: fsm.OpBatch, Session: fsm.SessionID{Owner: q.cfg.origin, Incarnation: inc}, BatchSeq: q.peekSeq() + 1}
+		b.Batch = f.cmds
+		data, err := b.Encode()
+		if err != nil {
+			// Every command was validated when queued; only a batch over
+			// the entry size could fail here. No sequence number is used.
+			f.err = fmt.Errorf("%w: %v", wire.ErrBadRequest, err)
+			close(f.done)
+			q.finish(f)
+			continue
+		}
+		if f.seq = q.nextSeq(inc); f.seq != b.BatchSeq {
+			// The incarnation changed while encoding: the batch belongs to
+			// the old one and fsm answers it as stale. Send it as is.
+			f.seq = b.BatchSeq
+		}
+		f.data = data
+		go func() {
+			defer close(f.done)
+			f.results, f.err = q.cfg.commit(ctx, f.inc, f.seq, f.data, f.waiting)
+		}()
+		return f
+	}
+}
+
+func (q *queue) peekSeq() uint64 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.seq
+}
+
+// run keeps up to window batches in flight and settles them in order. On a
+// failure it waits for the others, then sends again, one at a time and
+// oldest first, what did not commit: the leader orders batches by sequence
+// number, and a later batch committed implies every earlier one did.
+func (q *queue) run(ctx context.Context) {
+	var flights []*flight
+	for {
+		for len(flights) < q.cfg.window {
+			f := q.launch(ctx)
+			if f == nil {
+				break
+			}
+			flights = append(flights, f)
+		}
+		if len(flights) == 0 {
 			select {
 			case <-q.wake:
 				continue
@@ -192,56 +278,77 @@ func (q *queue) run(ctx context.Context) {
 				return
 			}
 		}
-		b := fsm.Command{Op: fsm.OpBatch, Session: fsm.SessionID{Owner: q.cfg.origin, Incarnation: inc}, BatchSeq: seq}
-		b.Batch = make([]fsm.Command, len(items))
-		waiting := false
-		for i := range items {
-			b.Batch[i] = items[i].cmd
-			waiting = waiting || items[i].done != nil
+		f := flights[0]
+		select {
+		case <-f.done:
+		case <-q.wake:
+			continue // more to launch, if the window has room
+		case <-ctx.Done():
+			for _, g := range flights {
+				<-g.done
+				g.results, g.err = nil, wire.ErrShutdown
+				q.finish(g)
+			}
+			q.failAll(wire.ErrShutdown)
+			return
 		}
-		start := time.Now()
-		data, err := b.Encode()
-		var results []error
-		if err == nil {
-			results, err = q.commitRetrying(ctx, data, waiting)
-		} else {
-			err = fmt.Errorf("%w: %v", wire.ErrBadRequest, err)
+		if f.err != nil && !refusedForGood(f.err) {
+			// Settle every batch in flight, then retry the failed ones in
+			// order; one that committed meanwhile keeps its answer.
+			for _, g := range flights {
+				<-g.done
+				if g.err != nil && !refusedForGood(g.err) {
+					g.results, g.err = q.commitRetrying(ctx, g)
+				}
+				q.finish(g)
+				if g.err != nil && !refusedForGood(g.err) {
+					q.failAll(g.err) // shutting down
+					return
+				}
+			}
+			flights = nil
+			continue
+		}
+		q.finish(f)
+		flights = flights[1:]
+	}
+}
+
+// finish settles one batch: metrics, the waiting commands' results, and
+// what a refusal or a stale answer means for the node.
+func (q *queue) finish(f *flight) {
+	switch {
+	case f.err == nil:
+		if len(f.results) > 0 && errors.Is(f.results[0], fsm.ErrStaleIncarnation) && q.cfg.stale != nil {
+			q.cfg.stale(f.inc)
+		}
+		q.cfg.metrics.commitLatency.Observe(time.Since(f.start).Seconds())
+		q.cfg.metrics.batches.Inc()
+		q.cfg.metrics.commands.Add(uint64(len(f.cmds)))
+	case refusedForGood(f.err):
+		q.cfg.logger.Error("the leader refused a batch for good; failing its commands and closing their sessions",
+			"seq", f.seq, "commands", len(f.cmds), "error", f.err)
+		if q.cfg.refused != nil {
+			q.cfg.refused(sessionsOf(f.cmds))
+		}
+	}
+	q.mu.Lock()
+	q.pending -= len(f.cmds)
+	if f.err == nil || refusedForGood(f.err) {
+		q.lastCommit = time.Now()
+	}
+	q.mu.Unlock()
+	for i, done := range f.dones {
+		if done == nil {
+			continue
 		}
 		switch {
-		case err == nil:
-			if len(results) > 0 && errors.Is(results[0], fsm.ErrStaleIncarnation) && q.cfg.stale != nil {
-				q.cfg.stale(inc)
-			}
-			q.cfg.metrics.commitLatency.Observe(time.Since(start).Seconds())
-			q.cfg.metrics.batches.Inc()
-			q.cfg.metrics.commands.Add(uint64(len(items)))
-		case refusedForGood(err):
-			q.cfg.logger.Error("the leader refused a batch for good; failing its commands and closing their sessions",
-				"seq", seq, "commands", len(items), "error", err)
-			q.cfg.refused(sessionsOf(b.Batch))
-		}
-		q.mu.Lock()
-		q.pending = 0
-		if err == nil || refusedForGood(err) {
-			q.lastCommit = time.Now()
-		}
-		q.mu.Unlock()
-		for i, it := range items {
-			if it.done == nil {
-				continue
-			}
-			switch {
-			case err != nil:
-				it.done <- err
-			case i < len(results):
-				it.done <- results[i]
-			default:
-				it.done <- nil
-			}
-		}
-		if err != nil && !refusedForGood(err) {
-			q.failAll(err)
-			return
+		case f.err != nil:
+			done <- f.err
+		case i < len(f.results):
+			done <- f.results[i]
+		default:
+			done <- nil
 		}
 	}
 }
@@ -269,12 +376,12 @@ func sessionsOf(cmds []fsm.Command) []fsm.SessionID {
 
 func (q *queue) failAll(err error) {
 	q.mu.Lock()
-	items := q.items
-	q.items = nil
+	dones := q.dones
+	q.cmds, q.dones = nil, nil
 	q.mu.Unlock()
-	for _, it := range items {
-		if it.done != nil {
-			it.done <- err
+	for _, done := range dones {
+		if done != nil {
+			done <- err
 		}
 	}
 }
@@ -282,11 +389,11 @@ func (q *queue) failAll(err error) {
 // commitRetrying retries one batch until it commits, the leader refuses it
 // for good, or ctx ends. A retry after an ambiguous failure may commit the
 // batch twice; the state machine applies a batch sequence number once.
-func (q *queue) commitRetrying(ctx context.Context, data []byte, waitLocal bool) ([]error, error) {
+func (q *queue) commitRetrying(ctx context.Context, f *flight) ([]error, error) {
 	backoff := 5 * time.Millisecond
 	start, warned := time.Now(), time.Time{}
 	for attempt := 0; ; attempt++ {
-		results, err := q.cfg.commit(ctx, data, waitLocal)
+		results, err := q.cfg.commit(ctx, f.inc, f.seq, f.data, f.waiting)
 		if err == nil || refusedForGood(err) {
 			return results, err
 		}

@@ -148,7 +148,7 @@ func writeRPCError(w http.ResponseWriter, err error) {
 	_ = json.NewEncoder(w).Encode(wire.Message{Message: err.Error()})
 }
 
-func (s *rpcServer) handleApply(_ context.Context, r *http.Request) (any, error) {
+func (s *rpcServer) handleApply(ctx context.Context, r *http.Request) (any, error) {
 	if r.ContentLength > fsm.MaxEntryBytes {
 		return nil, fmt.Errorf("%w: batch of %d bytes, at most %d", wire.ErrTooLarge, r.ContentLength, fsm.MaxEntryBytes)
 	}
@@ -159,7 +159,7 @@ func (s *rpcServer) handleApply(_ context.Context, r *http.Request) (any, error)
 	if len(data) > fsm.MaxEntryBytes {
 		return nil, fmt.Errorf("%w: batch larger than %d bytes", wire.ErrTooLarge, fsm.MaxEntryBytes)
 	}
-	return s.n.applyForwarded(data)
+	return s.n.applyForwarded(ctx, data)
 }
 
 func (s *rpcServer) handleOpen(_ context.Context, r *http.Request) (any, error) {

@@ -13,11 +13,8 @@ import (
 func queued(q *queue) []fsm.Command {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	out := make([]fsm.Command, len(q.items))
-	for i, it := range q.items {
-		out[i] = it.cmd
-	}
-	q.items = nil
+	out := q.cmds
+	q.cmds, q.dones = nil, nil
 	return out
 }
 

@@ -14,13 +14,14 @@ import (
 // errNoLeaderKnown: no leader is known right now (an election).
 var errNoLeaderKnown = fmt.Errorf("%w: no leader known", wire.ErrNoLeader)
 
-// commitBatch makes one attempt to commit an encoded batch: through this
-// node's Raft if it leads, else forwarded to the leader's RPC. With
-// waitLocal it then waits until this node applied it, so an HTTP client
-// reads its own write from this node. TCP commands do not wait: order is
-// kept because the next batch leaves only after the leader committed this one.
-func (n *Node) commitBatch(ctx context.Context, data []byte, waitLocal bool) ([]error, error) {
-	res, err := n.applyLocal(data)
+// commitBatch makes one attempt to commit an encoded batch (incarnation
+// inc, sequence seq of this node): through this node's Raft if it leads,
+// else forwarded to the leader's RPC. With waitLocal it then waits until this
+// node applied it, so an HTTP client reads its own write from this node. TCP
+// commands do not wait. Several batches may be in flight; the leader
+// proposes them in sequence order (sequencer.go).
+func (n *Node) commitBatch(ctx context.Context, inc, seq uint64, data []byte, waitLocal bool) ([]error, error) {
+	res, err := n.applySequenced(ctx, n.cfg.NodeID, inc, seq, data)
 	if errors.Is(err, raft.ErrNotLeader) {
 		res, err = n.forwardBatch(ctx, data)
 	}
@@ -37,6 +38,22 @@ func (n *Node) commitBatch(ctx context.Context, data []byte, waitLocal bool) ([]
 	return res.errors(), nil
 }
 
+// applySequenced proposes a batch through this node's Raft in its origin's
+// sequence order; raft.ErrNotLeader when a follower.
+func (n *Node) applySequenced(ctx context.Context, origin string, inc, seq uint64, data []byte) (applyResult, error) {
+	if n.raft.State() != raft.Leader {
+		return applyResult{}, raft.ErrNotLeader
+	}
+	sctx, cancel := context.WithTimeout(ctx, n.cfg.WriteTimeout)
+	defer cancel()
+	f, err := n.seq.propose(sctx, origin, inc, seq, n.Registry().LastBatch,
+		func() raft.ApplyFuture { return n.raft.Apply(data, n.cfg.WriteTimeout) })
+	if err != nil {
+		return applyResult{}, err
+	}
+	return futureResult(f)
+}
+
 // forwardBatch sends a batch to the leader; the call ends early when the
 // leader changes.
 func (n *Node) forwardBatch(ctx context.Context, data []byte) (applyResult, error) {
@@ -51,10 +68,13 @@ func (n *Node) forwardBatch(ctx context.Context, data []byte) (applyResult, erro
 	return res, err
 }
 
-// applyLocal commits data through this node's Raft; raft.ErrNotLeader when a
-// follower.
+// applyLocal commits data (not a batch: batches go through applySequenced)
+// through this node's Raft; raft.ErrNotLeader when a follower.
 func (n *Node) applyLocal(data []byte) (applyResult, error) {
-	f := n.raft.Apply(data, n.cfg.WriteTimeout)
+	return futureResult(n.raft.Apply(data, n.cfg.WriteTimeout))
+}
+
+func futureResult(f raft.ApplyFuture) (applyResult, error) {
 	if err := f.Error(); err != nil {
 		return applyResult{}, err
 	}
@@ -71,12 +91,16 @@ func (n *Node) applyLocal(data []byte) (applyResult, error) {
 // applyForwarded commits a batch a member forwarded, after checking it
 // completely (checkForwarded). wire.ErrNotLeader when this node does not
 // lead.
-func (n *Node) applyForwarded(data []byte) (applyResult, error) {
+func (n *Node) applyForwarded(ctx context.Context, data []byte) (applyResult, error) {
 	c, err := fsm.Decode(data)
 	if err != nil {
 		return applyResult{}, fmt.Errorf("%w: %v", wire.ErrBadRequest, err)
 	}
 	if err := checkForwarded(&c); err != nil {
+		if c.Op == fsm.OpBatch {
+			// Refused for good: its successors need not wait for it.
+			n.seq.skip(c.Session.Owner, c.Session.Incarnation, c.BatchSeq)
+		}
 		return applyResult{}, err
 	}
 	// A removed server never learns it was removed (the leader stops
@@ -84,7 +108,7 @@ func (n *Node) applyForwarded(data []byte) (applyResult, error) {
 	if _, ok := n.serverAddress(c.Session.Owner); !ok && n.raft.State() == raft.Leader {
 		return applyResult{}, fmt.Errorf("%w: %q sent a batch but is not in the configuration", wire.ErrUnknownMember, c.Session.Owner)
 	}
-	res, err := n.applyLocal(data)
+	res, err := n.applySequenced(ctx, c.Session.Owner, c.Session.Incarnation, c.BatchSeq, data)
 	if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
 		return applyResult{}, wire.ErrNotLeader
 	}

@@ -344,3 +344,13 @@ func (r *Registry) AppliedIndex() uint64 {
 	defer r.mu.RUnlock()
 	return r.appliedIndex
 }
+
+// LastBatch returns the incarnation and sequence number of the last batch
+// applied from origin (ok false when none). The leader orders forwarded
+// batches by it.
+func (r *Registry) LastBatch(origin string) (inc, seq uint64, ok bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	m, ok := r.batches[origin]
+	return m.inc, m.seq, ok
+}
