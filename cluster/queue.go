@@ -27,7 +27,7 @@ import (
 type queue struct {
 	cfg queueConfig
 
-	mu    sync.Mutex
+	mu sync.Mutex
 	// cmds are the queued commands; dones[i] receives cmds[i]'s result
 	// (nil: nobody waits). Two slices, so a batch is a slice of cmds, never
 	// a copy.
