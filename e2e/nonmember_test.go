@@ -109,6 +109,13 @@ func TestRPCRefusesNonMember(t *testing.T) {
 		}
 	}
 
+	// From loopback too, a node-to-node document with a second one behind
+	// it is refused whole (n9 is no member: leaving it would change
+	// nothing; n3 is).
+	if res := rpcCall(leader.RaftAddr(), nil, nil, "POST", "/rpc/leave", []byte(`{"id":"n9"} {"id":"n3"}`)); res.Err != nil || res.Status != http.StatusBadRequest {
+		t.Errorf("POST /rpc/leave with two documents from loopback: %s; want 400", res)
+	}
+
 	// Nothing was committed: a later write is applied everywhere, the forged
 	// topic is on no node and the members are the three.
 	mustPost(t, leader.HTTPAddr(), "/topic/create?topic=nonmember_after", nil)
