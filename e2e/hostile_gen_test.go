@@ -105,6 +105,23 @@ func (h *hostile) tried(topic, channel string) {
 	}
 }
 
+// triedFrame records every REGISTER that bytes written to a TCP connection
+// may carry, split into lines and parameters as the server splits them: a
+// name with a newline in it smuggles a second, well-formed command.
+func (h *hostile) triedFrame(frame []byte) {
+	for _, line := range strings.Split(string(frame), "\n") {
+		f := strings.Split(strings.TrimSpace(line), " ")
+		if f[0] != "REGISTER" || len(f) < 2 || len(f) > 3 {
+			continue
+		}
+		ch := ""
+		if len(f) == 3 {
+			ch = f[2]
+		}
+		h.tried(f[1], ch)
+	}
+}
+
 // summary returns the tally, one line per class, and the total.
 func (h *hostile) summary() (string, int) {
 	h.mu.Lock()
@@ -529,7 +546,9 @@ func (h *hostile) tcpOne(r *rand.Rand) {
 	defer c.Close()
 	switch p := r.IntN(100); {
 	case p < 10:
-		h.count("tcp-garbage", rawWriteRead(c, h.bytes(r, 1+size(r, 1<<20)), 2*time.Second))
+		b := h.bytes(r, 1+size(r, 1<<20))
+		h.triedFrame(b)
+		h.count("tcp-garbage", rawWriteRead(c, b, 2*time.Second))
 	case p < 20:
 		h.tcpFlood(r, c)
 	default:
@@ -698,9 +717,6 @@ func (h *hostile) tcpSession(r *rand.Rand, c net.Conn) {
 			if len(params) > 1 {
 				channel = params[1]
 			}
-			if kind == "REGISTER" && len(params) > 0 && len(params) <= 2 {
-				h.tried(topic, channel)
-			}
 		case p < 80:
 			kind, frame = "PING", []byte("PING\n")
 		case p < 90:
@@ -708,6 +724,7 @@ func (h *hostile) tcpSession(r *rand.Rand, c net.Conn) {
 		default:
 			kind, frame = "long-line", []byte(strings.Repeat("REGISTER ", 1+r.IntN(2000)))
 		}
+		h.triedFrame(frame)
 		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
 		if _, err := c.Write(frame); err != nil {
 			h.count("tcp-command", kind+":closed")
