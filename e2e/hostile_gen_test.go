@@ -984,7 +984,22 @@ func (h *hostile) rpcOther(r *rand.Rand, n *Node) {
 // make: each must be refused.
 func (h *hostile) remoteOne(r *rand.Rand) {
 	n := h.node(r)
-	switch r.IntN(4) {
+	switch r.IntN(5) {
+	case 4:
+		// A leader's AppendEntries of a higher term: raft would write it.
+		st, err := n.Status()
+		if err != nil {
+			h.count("remote-raft", "no-status")
+			return
+		}
+		resp, err := forgedAppend(n.RaftAddr(), h.src, st.Term+1, st.LastLogIndex, st.Term,
+			mustEncode(fsm.Command{Op: fsm.OpCreateTopic, Topic: "hremote_raft"}))
+		if err == nil {
+			h.count("remote-raft", "answered")
+			h.violate("remote AppendEntries answered by %s: %+v", n.ID, resp)
+			return
+		}
+		h.count("remote-raft", "refused")
 	case 0:
 		res := rpcCall(n.RaftAddr(), h.src, nil, "POST", "/rpc/apply", forgedCreate("hremote"))
 		h.count("remote-rpc", res.statusOr())
