@@ -29,7 +29,7 @@
 //     recipes through raftlookupctl: grow, shrink, replace, leave and rejoin,
 //     admin token, non-voters, quorum-loss recovery, backup and restore,
 //     metrics and JSON logs.
-//   - hostile_test.go (generators in hostile_gen_test.go): random HTTP
+//   - hostile_test.go (generators in hostile_*_test.go): random HTTP
 //     requests, nsqd frames, Raft-port bytes and forged node-to-node
 //     batches against a live 3-node cluster, then the registry, sessions,
 //     members and a restart from the logs checked; E2E_HOSTILE_SEED=N

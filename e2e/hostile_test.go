@@ -2,7 +2,7 @@ package e2e
 
 // TestHostileClients: a live three-node cluster with the default flags under
 // thousands of random HTTP requests, nsqd protocol frames, Raft-port bytes
-// and forged node-to-node requests (generators in hostile_gen_test.go),
+// and forged node-to-node requests (generators in hostile_*_test.go),
 // while a legitimate client makes known writes. Afterwards no node has
 // crashed, every node answers, the registry holds only what legitimate
 // requests (and hostile requests that were legitimate in form) made, no
