@@ -36,13 +36,18 @@ type mux struct {
 	logger hclog.Logger
 	raft   *subListener
 	rpc    *subListener
+	// admitRaft, when set, decides whether a raft stream from remote is
+	// accepted. Raft trusts whatever arrives on its streams (a forged
+	// AppendEntries writes the log), so without TLS they get the same
+	// address check as the RPC streams.
+	admitRaft func(remote net.Addr) bool
 
 	closeOnce sync.Once
 	wg        sync.WaitGroup
 }
 
-func newMux(ln net.Listener, t *tlsFiles, logger hclog.Logger) *mux {
-	m := &mux{ln: ln, tls: t, logger: logger,
+func newMux(ln net.Listener, t *tlsFiles, logger hclog.Logger, admitRaft func(net.Addr) bool) *mux {
+	m := &mux{ln: ln, tls: t, logger: logger, admitRaft: admitRaft,
 		raft: newSubListener(ln.Addr()), rpc: newSubListener(ln.Addr())}
 	m.wg.Add(1)
 	go m.serve()
@@ -96,6 +101,11 @@ func (m *mux) dispatch(c net.Conn) {
 	var sub *subListener
 	switch kind[0] {
 	case streamRaft:
+		if m.admitRaft != nil && !m.admitRaft(c.RemoteAddr()) {
+			m.logger.Warn("refused a raft stream from a non-member", "remote", c.RemoteAddr())
+			c.Close()
+			return
+		}
 		sub = m.raft
 	case streamRPC:
 		sub = m.rpc

@@ -26,7 +26,7 @@ func newTestMux(t *testing.T, tf *tlsFiles) *mux {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := newMux(ln, tf, hclog.NewNullLogger())
+	m := newMux(ln, tf, hclog.NewNullLogger(), nil)
 	t.Cleanup(func() { m.Close() })
 	return m
 }

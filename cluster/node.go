@@ -52,6 +52,8 @@ type Node struct {
 	// to include the leader's commit index; bounded reads check its age.
 	born  time.Time
 	fresh atomic.Int64
+	// raftUp is set once n.raft is; the Raft port serves before that.
+	raftUp atomic.Bool
 	// expired receives a value when this node learns its lease expired and
 	// its sessions were dropped: client connections must close so nsqd
 	// reconnects and registers again.
@@ -121,7 +123,11 @@ func New(cfg Config, logger hclog.Logger) (n *Node, err error) {
 				return nil, err
 			}
 		}
-		n.mux = newMux(cfg.RaftListener, n.tls, logger.Named("raft-port"))
+		var admit func(net.Addr) bool
+		if n.tls == nil {
+			admit = n.raftStreamAllowed
+		}
+		n.mux = newMux(cfg.RaftListener, n.tls, logger.Named("raft-port"), admit)
 		n.transport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 			Stream:  &raftStream{m: n.mux, advertise: hostAddr(cfg.RaftAdvertise)},
 			MaxPool: 3,
@@ -185,6 +191,7 @@ func New(cfg Config, logger hclog.Logger) (n *Node, err error) {
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
 	n.raft = r
+	n.raftUp.Store(true)
 	defer func() {
 		if err != nil {
 			n.raft.Shutdown().Error()
@@ -329,6 +336,20 @@ func (n *Node) configuration() []raft.Server {
 		return nil
 	}
 	return f.Configuration().Servers
+}
+
+// raftStreamAllowed admits a raft stream, when TLS is off, by the rule of
+// the RPC streams (a member's address, or loopback), and from anyone while
+// this node has no configuration: a node waiting to be added cannot know
+// the address of the leader that will add it, and has nothing to lose yet.
+func (n *Node) raftStreamAllowed(remote net.Addr) bool {
+	if !n.raftUp.Load() {
+		return false
+	}
+	if len(n.configuration()) == 0 {
+		return true
+	}
+	return n.peers.allowed(remote.String())
 }
 
 func (n *Node) serverAddresses() []string {

@@ -216,7 +216,8 @@ func asWire(err error) error {
 	return err
 }
 
-// decodeJSON reads one small JSON document, refusing unknown fields.
+// decodeJSON reads one small JSON document, refusing unknown fields and
+// anything after it.
 func decodeJSON(body io.Reader, v any) error {
 	b, err := io.ReadAll(io.LimitReader(body, maxRPCBody+1))
 	if err != nil {
@@ -229,6 +230,11 @@ func decodeJSON(body io.Reader, v any) error {
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return fmt.Errorf("%w: invalid JSON body: %v", wire.ErrBadRequest, err)
+	}
+	// A second document after the first is refused, as on the HTTP port:
+	// `{"id":"n9"} {"id":"n2"}` must not act on one and drop the other.
+	if _, err := dec.Token(); err != io.EOF {
+		return fmt.Errorf("%w: invalid JSON body: data after the object", wire.ErrBadRequest)
 	}
 	return nil
 }

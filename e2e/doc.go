@@ -34,6 +34,16 @@
 //     recipes through raftlookupctl: grow, shrink, replace, leave and rejoin,
 //     admin token, non-voters, quorum-loss recovery, backup and restore,
 //     metrics and JSON logs.
+//   - hostile_test.go (generators in hostile_*_test.go): random HTTP
+//     requests, nsqd frames, Raft-port bytes and forged node-to-node
+//     batches against a live 3-node cluster, then the registry, sessions,
+//     members and a restart from the logs checked; E2E_HOSTILE_SEED=N
+//     repeats a run's requests.
+//   - tls_test.go (helpers in tls_helpers_test.go): mutual TLS on the Raft
+//     port with certificates made by the test: failover, outsiders
+//     refused, rotation on SIGHUP. nonmember_test.go: a non-loopback
+//     non-member source refused by the RPC and the admin API.
+//     rawport_test.go speaks the Raft port's stream kinds directly.
 //
 // Run: go test -race ./e2e. Environment: E2E_TRANSCRIPT=1 (with -v) logs
 // every step's answer; E2E_RACE_BINARIES=1 builds the binaries with -race;
