@@ -17,10 +17,12 @@ type appliedFSM struct {
 	*fsm.FSM
 	mu      sync.Mutex
 	changed chan struct{} // closed and replaced after every Apply and Restore
+	// restoredBackup signals a restored backup (backup.go).
+	restoredBackup chan struct{}
 }
 
 func newAppliedFSM() *appliedFSM {
-	return &appliedFSM{FSM: fsm.New(), changed: make(chan struct{})}
+	return &appliedFSM{FSM: fsm.New(), changed: make(chan struct{}), restoredBackup: make(chan struct{}, 1)}
 }
 
 func (a *appliedFSM) Apply(l *raft.Log) any {
@@ -31,6 +33,9 @@ func (a *appliedFSM) Apply(l *raft.Log) any {
 
 func (a *appliedFSM) Restore(rc io.ReadCloser) error {
 	err := a.FSM.Restore(rc)
+	if err == nil {
+		a.noteRestore()
+	}
 	a.wake()
 	return err
 }

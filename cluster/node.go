@@ -169,6 +169,11 @@ func New(cfg Config, logger hclog.Logger) (n *Node, err error) {
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
 	n.raft = r
+	// The state NewRaft restored at start is this node's own, not a backup.
+	select {
+	case <-n.fsm.restoredBackup:
+	default:
+	}
 	defer func() {
 		if err != nil {
 			n.raft.Shutdown().Error()
@@ -209,6 +214,7 @@ func New(cfg Config, logger hclog.Logger) (n *Node, err error) {
 	n.start(func() { n.queue.run(n.ctx) })
 	n.start(n.leaseLoop)
 	n.start(n.leaderLoop)
+	n.start(n.restoredLoop)
 	if !existing && len(cfg.Join) > 0 {
 		n.start(n.joinLoop)
 	}

@@ -76,6 +76,7 @@ func newRPCServer(n *Node, ln net.Listener, logger hclog.Logger) *rpcServer {
 	m.HandleFunc("GET "+rpcStatus, s.member(s.handleStatus))
 	m.HandleFunc("POST "+rpcLeave, s.member(s.handleLeave))
 	m.HandleFunc("POST "+rpcTransfer, s.member(s.handleTransfer))
+	m.HandleFunc("POST "+rpcRestore, s.member(s.handleRestore))
 	// A joining node is not a member yet: join needs the admin token when
 	// one is set (and a certificate from the CA when TLS is on), nothing
 	// more. See docs/ARCHITECTURE.md, "Trust boundaries".
