@@ -53,6 +53,8 @@ type Node struct {
 	expired chan struct{}
 
 	metrics nodeMetrics
+	// found is what discovery (-bootstrap-expect) learnt: discovery.go.
+	found discovered
 
 	ctx      context.Context
 	cancel   context.CancelFunc
@@ -215,7 +217,11 @@ func New(cfg Config, logger hclog.Logger) (n *Node, err error) {
 	n.start(n.leaseLoop)
 	n.start(n.leaderLoop)
 	n.start(n.restoredLoop)
-	if !existing && len(cfg.Join) > 0 {
+	switch {
+	case existing || len(cfg.Join) == 0:
+	case cfg.BootstrapExpect > 0:
+		n.start(n.discoverLoop)
+	default:
 		n.start(n.joinLoop)
 	}
 	logger.Info("node started", "id", cfg.NodeID, "raft", cfg.RaftAdvertise, "tls", n.tls != nil, "incarnation", incarnation)

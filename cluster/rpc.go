@@ -81,6 +81,7 @@ func newRPCServer(n *Node, ln net.Listener, logger hclog.Logger) *rpcServer {
 	// one is set (and a certificate from the CA when TLS is on), nothing
 	// more. See docs/ARCHITECTURE.md, "Trust boundaries".
 	m.HandleFunc("POST "+rpcJoin, s.token(s.handleJoin))
+	m.HandleFunc("GET "+rpcHello, s.token(s.handleHello))
 	s.srv = &http.Server{
 		Handler:           m,
 		ReadHeaderTimeout: 10 * time.Second,
