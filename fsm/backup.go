@@ -118,7 +118,7 @@ func DecodeBackup(data []byte) (Backup, SnapshotInfo, error) {
 // producer records and tombstones), lease records, batch marks and member
 // records are dropped: the nodes of the running cluster publish their own
 // again, and nsqd registers its producers again once its connections, which
-// the restore closes, are reopened. See docs/ARCHITECTURE.md.
+// the restore closes, are reopened (README.md, "Backup and restore").
 func PrepareRestore(snapshot []byte) ([]byte, SnapshotInfo, error) {
 	r, err := decodeSnapshot(snapshot)
 	if err != nil {
