@@ -29,6 +29,9 @@
 //     recipes through raftlookupctl: grow, shrink, replace, leave and rejoin,
 //     admin token, non-voters, quorum-loss recovery, backup and restore,
 //     metrics and JSON logs.
+//   - backup_test.go: online backup and restore through raftlookupctl
+//     (snapshot save, inspect, restore) across a wipe of every node, under
+//     a real nsqd.
 //
 // Run: go test -race ./e2e. Environment: E2E_TRANSCRIPT=1 (with -v) logs
 // every step's answer; E2E_RACE_BINARIES=1 builds the binaries with -race;
