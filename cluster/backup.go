@@ -150,32 +150,44 @@ func readBackup(body io.Reader, size int64) ([]byte, error) {
 	return data, nil
 }
 
-// noteRestore runs after every restore of the state machine. A registry
-// without lease records is a restored backup (fsm.PrepareRestore drops
-// them), never a snapshot a leader sent to catch this node up: the
-// sessions this node serves are not in it. Checked here, before raft
-// applies anything after the snapshot.
-func (a *appliedFSM) noteRestore() {
-	if a.Registry().HasOwners() {
+// noteRestore runs after every restore of the state machine, before raft
+// applies anything after the snapshot, and tells restoredLoop when the
+// sessions of this node are no longer in the state:
+//
+//   - A registry without lease records is a restored backup
+//     (fsm.PrepareRestore drops them): every node's sessions are gone. A
+//     snapshot of a running cluster always holds some, since every node
+//     renews its lease at start.
+//   - A node whose lease was live before, but is absent or older after, was
+//     cut off while a backup was restored and now installs a later
+//     snapshot. A snapshot a leader sends to catch a node up otherwise
+//     holds that node's lease as the node last applied it: the leader
+//     sends one only when the entries the node lacks were compacted into
+//     it.
+func (a *appliedFSM) noteRestore(before fsm.Owner, known bool) {
+	after, ok := a.Registry().Owner(a.self)
+	lost := !a.Registry().HasOwners() ||
+		(known && !before.Expired && (!ok || after.Incarnation < before.Incarnation))
+	if !lost {
 		return
 	}
 	select {
-	case a.restoredBackup <- struct{}{}:
+	case a.sessionsLost <- struct{}{}:
 	default: // one pending signal is enough
 	}
 }
 
-// restoredLoop starts a new incarnation whenever a backup was restored, as
-// when this node's lease expired: its sessions are not in the restored
-// state, so their connections close and nsqd registers again.
+// restoredLoop starts a new incarnation whenever a restore dropped this
+// node's sessions, as when its lease expired: their connections close and
+// nsqd registers again.
 func (n *Node) restoredLoop() {
 	for {
 		select {
 		case <-n.ctx.Done():
 			return
-		case <-n.fsm.restoredBackup:
+		case <-n.fsm.sessionsLost:
 			inc := n.sessions.newIncarnation()
-			n.logger.Info("a backup was restored; closing client connections so that nsqd registers again", "new_incarnation", inc)
+			n.logger.Info("a restored backup dropped this node's sessions; closing client connections so that nsqd registers again", "new_incarnation", inc)
 			select {
 			case n.expired <- struct{}{}:
 			default: // one pending signal closes every connection

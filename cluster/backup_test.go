@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/raftlookupd/raftlookupd/cluster"
 	"github.com/raftlookupd/raftlookupd/fsm"
 	"github.com/raftlookupd/raftlookupd/wire"
 )
@@ -193,5 +194,121 @@ func drainExpired(tc *testCluster) {
 		for len(n.expired) > 0 {
 			<-n.expired
 		}
+	}
+}
+
+// A node cut off while a backup was restored learns of it from a later
+// snapshot, which has other nodes' leases but not its own: its sessions are
+// gone, so it closes its client connections too, and new ones register.
+func TestRestoreReachesANodeCutOffDuringIt(t *testing.T) {
+	tc := newTestCluster(t)
+	tc.startThree()
+	l, f := tc.leader(), tc.follower()
+	sid, err := f.node.OpenSession(peer(4150))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.node.Register(sid, "cut", ""); err != nil {
+		t.Fatal(err)
+	}
+	tc.waitProducers("cut", "nsqd:4150", "n1", "n2", "n3")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	file, err := l.node.Backup(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	drainExpired(tc)
+
+	tc.partition(f.id)
+	if _, err := l.node.Restore(ctx, file); err != nil {
+		t.Fatal(err)
+	}
+	// The two connected nodes renew their leases; the leader's next
+	// snapshot holds them, and it is what f installs.
+	waitFor(t, 10*time.Second, func() error {
+		if n := len(l.node.Registry().Owners()); n != 2 {
+			return fmt.Errorf("%d leases on the leader, want 2", n)
+		}
+		return nil
+	})
+	if err := l.node.Raft().Snapshot().Error(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-f.expired:
+		t.Fatal("the cut-off node closed its connections before it heard of the restore")
+	default:
+	}
+	tc.reconnect(f.id)
+	select {
+	case <-f.expired:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the cut-off node kept its client connections after installing the restored state")
+	}
+	tc.waitProducers("cut", "", "n1", "n2", "n3")
+	sid2, err := f.node.OpenSession(peer(5150))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.node.Register(sid2, "cut", ""); err != nil {
+		t.Fatal(err)
+	}
+	tc.waitProducers("cut", "nsqd:5150", "n1", "n2", "n3")
+}
+
+// A follower that fell behind and installs the leader's snapshot keeps its
+// sessions: only a restored backup closes connections.
+func TestCatchUpSnapshotKeepsSessions(t *testing.T) {
+	tc := newTestCluster(t)
+	var peers []cluster.Peer
+	for _, id := range []string{"n1", "n2", "n3"} {
+		peers = append(peers, cluster.Peer{ID: id, RaftAddress: raftAddr(id)})
+	}
+	for _, id := range []string{"n1", "n2", "n3"} {
+		tc.start(id, func(c *cluster.Config) {
+			c.Peers = peers
+			c.TrailingLogs = 1
+			c.LeaseTimeout = time.Minute // the cut-off follower's lease must not lapse
+		})
+	}
+	tc.waitReady("n1", "n2", "n3")
+	l, f := tc.leader(), tc.follower()
+	sid, err := f.node.OpenSession(peer(4150))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.node.Register(sid, "kept", ""); err != nil {
+		t.Fatal(err)
+	}
+	tc.waitProducers("kept", "nsqd:4150", "n1", "n2", "n3")
+	drainExpired(tc)
+
+	tc.partition(f.id)
+	var cmds []fsm.Command
+	for i := range 20 {
+		cmds = append(cmds, fsm.Command{Op: fsm.OpCreateTopic, Topic: fmt.Sprintf("behind%02d", i)})
+	}
+	propose(t, l, cmds...)
+	if err := l.node.Raft().Snapshot().Error(); err != nil {
+		t.Fatal(err)
+	}
+	tc.reconnect(f.id)
+	waitFor(t, 10*time.Second, func() error {
+		if !slices.Contains(f.node.Registry().Topics(), "behind19") {
+			return fmt.Errorf("%s has not caught up", f.id)
+		}
+		if st := f.node.Raft().Stats(); st["last_snapshot_index"] == "0" {
+			return fmt.Errorf("%s caught up without installing a snapshot", f.id)
+		}
+		return nil
+	})
+	tc.waitProducers("kept", "nsqd:4150", "n1", "n2", "n3")
+	if err := f.node.Register(sid, "kept2", ""); err != nil {
+		t.Fatalf("the session is gone on its node: %v", err)
+	}
+	tc.waitProducers("kept2", "nsqd:4150", "n1", "n2", "n3")
+	if len(f.expired) != 0 {
+		t.Fatal("a catch-up snapshot closed the follower's client connections")
 	}
 }

@@ -83,7 +83,7 @@ func New(cfg Config, logger hclog.Logger) (n *Node, err error) {
 	n = &Node{
 		cfg:     cfg,
 		logger:  logger,
-		fsm:     newAppliedFSM(),
+		fsm:     newAppliedFSM(cfg.NodeID),
 		expired: make(chan struct{}, 1),
 		leader:  newLeadership(),
 		metrics: nodeMetrics{commitLatency: metrics.NewHistogram(metrics.LatencyBuckets)},
@@ -171,9 +171,10 @@ func New(cfg Config, logger hclog.Logger) (n *Node, err error) {
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
 	n.raft = r
-	// The state NewRaft restored at start is this node's own, not a backup.
+	// The state NewRaft restored at start is this node's own: no session of
+	// this process can be in it or lost from it.
 	select {
-	case <-n.fsm.restoredBackup:
+	case <-n.fsm.sessionsLost:
 	default:
 	}
 	defer func() {
