@@ -114,7 +114,11 @@ func (n *Node) discoverLoop() {
 // joins, bootstraps or waits. It reports whether this node is done.
 func (n *Node) discoverRound() bool {
 	self := hello{ID: n.cfg.NodeID, RaftAddress: n.cfg.RaftAdvertise, Expect: n.cfg.BootstrapExpect}
-	p := planDiscovery(self, n.hellos())
+	peers, refused := n.hellos()
+	p := planDiscovery(self, peers)
+	if p.problem == "" && len(p.join) == 0 && len(p.bootstrap) == 0 && len(refused) > 0 {
+		p.problem = fmt.Sprintf("%v refused to answer (another -admin-token?)", refused)
+	}
 	if p.found != nil && !slices.Equal(p.found, n.found.get()) {
 		n.logger.Info("fresh nodes found", "nodes", p.found, "bootstrap_expect", n.cfg.BootstrapExpect)
 	}
@@ -206,13 +210,15 @@ func planDiscovery(self hello, peers map[string]hello) discoveryPlan {
 }
 
 // hellos asks every Join address at once, briefly; it returns the answers
-// by address, without this node's own.
-func (n *Node) hellos() map[string]hello {
+// by address, without this node's own, and the addresses that refused to
+// answer.
+func (n *Node) hellos() (map[string]hello, []string) {
 	ctx, cancel := context.WithTimeout(n.ctx, time.Second)
 	defer cancel()
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	out := map[string]hello{}
+	var refused []string
 	for _, addr := range n.joinTargets() {
 		wg.Add(1)
 		go func() {
@@ -220,6 +226,11 @@ func (n *Node) hellos() map[string]hello {
 			var h hello
 			if err := n.rpcc.call(ctx, addr, rpcHello, nil, &h); err != nil {
 				n.logger.Debug("no answer from a join address", "address", addr, "error", err)
+				if errors.Is(err, wire.ErrForbidden) {
+					mu.Lock()
+					refused = append(refused, addr)
+					mu.Unlock()
+				}
 				return
 			}
 			if h.ID == "" || (h.ID == n.cfg.NodeID && h.RaftAddress == n.cfg.RaftAdvertise) {
@@ -231,5 +242,6 @@ func (n *Node) hellos() map[string]hello {
 		}()
 	}
 	wg.Wait()
-	return out
+	slices.Sort(refused)
+	return out, refused
 }

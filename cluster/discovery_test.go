@@ -159,3 +159,23 @@ func TestBootstrapExpectNeedsJoin(t *testing.T) {
 		t.Fatal("a negative bootstrap expect was accepted")
 	}
 }
+
+// Nodes with the same admin token find each other; a caller without it
+// learns nothing.
+func TestHelloNeedsTheAdminToken(t *testing.T) {
+	tc := newTestCluster(t)
+	dns := &dnsName{}
+	for _, id := range []string{"n1", "n2"} {
+		dns.add(id)
+		tc.start(id, func(c *cluster.Config) {
+			c.Join = []string{"lookupd.test:7000"}
+			c.BootstrapExpect = 2
+			c.Network.Resolve = dns.resolve
+			c.AdminToken = "secret"
+		})
+	}
+	tc.waitReady("n1", "n2")
+	if h, err := tc.helloOf("n1"); err == nil || !strings.Contains(err.Error(), "403") {
+		t.Fatalf("hello without the token: %v %v, want 403", h, err)
+	}
+}
