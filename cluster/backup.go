@@ -177,20 +177,18 @@ func (a *appliedFSM) noteRestore(before fsm.Owner, known bool) {
 	}
 }
 
-// restoredLoop starts a new incarnation whenever a restore dropped this
-// node's sessions, as when its lease expired: their connections close and
-// nsqd registers again.
+// restoredLoop ends this node's incarnation whenever a restore dropped its
+// sessions, as when its lease expired: their connections close, the node
+// opens its next incarnation in the restored state, and nsqd registers
+// again. A node without an incarnation yet opens its first one there.
 func (n *Node) restoredLoop() {
 	for {
 		select {
 		case <-n.ctx.Done():
 			return
 		case <-n.fsm.sessionsLost:
-			inc := n.sessions.newIncarnation()
-			n.logger.Info("a restored backup dropped this node's sessions; closing client connections so that nsqd registers again", "new_incarnation", inc)
-			select {
-			case n.expired <- struct{}{}:
-			default: // one pending signal closes every connection
+			if inc := n.sessions.incarnation(); inc != 0 {
+				n.endIncarnation(inc, "a restored backup does not hold this node's sessions")
 			}
 		}
 	}

@@ -112,10 +112,7 @@ func TestBackupAndRestoreInPlace(t *testing.T) {
 	if err := l.node.Register(sid, "events", ""); !errors.Is(err, wire.ErrSessionGone) {
 		t.Fatalf("register on a session from before the restore: %v, want wire.ErrSessionGone", err)
 	}
-	sid2, err := fs[1].node.OpenSession(peer(5150))
-	if err != nil {
-		t.Fatal(err)
-	}
+	sid2 := openSession(t, fs[1], peer(5150))
 	if err := fs[1].node.Register(sid2, "events", ""); err != nil {
 		t.Fatal(err)
 	}
@@ -247,10 +244,7 @@ func TestRestoreReachesANodeCutOffDuringIt(t *testing.T) {
 		t.Fatal("the cut-off node kept its client connections after installing the restored state")
 	}
 	tc.waitProducers("cut", "", "n1", "n2", "n3")
-	sid2, err := f.node.OpenSession(peer(5150))
-	if err != nil {
-		t.Fatal(err)
-	}
+	sid2 := openSession(t, f, peer(5150))
 	if err := f.node.Register(sid2, "cut", ""); err != nil {
 		t.Fatal(err)
 	}
@@ -311,4 +305,17 @@ func TestCatchUpSnapshotKeepsSessions(t *testing.T) {
 	if len(f.expired) != 0 {
 		t.Fatal("a catch-up snapshot closed the follower's client connections")
 	}
+}
+
+// openSession opens a session once the node has an incarnation: after a
+// restore it opens its next one first.
+func openSession(t *testing.T, n *testNode, p fsm.PeerInfo) fsm.SessionID {
+	t.Helper()
+	var sid fsm.SessionID
+	waitFor(t, 10*time.Second, func() error {
+		var err error
+		sid, err = n.node.OpenSession(p)
+		return err
+	})
+	return sid
 }

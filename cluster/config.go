@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+	"github.com/raftlookupd/raftlookupd/fsm"
 )
 
 // Peer is one server of a static bootstrap configuration.
@@ -94,13 +95,21 @@ type Config struct {
 	// whose lease it has not seen renewed for this long. Shorter forgets
 	// producers of a dead node sooner; too short expires a slow node.
 	LeaseTimeout time.Duration
+	// OrphanGrace (default 35s, a little over two nsqd heartbeats): when a
+	// node goes away (drain, restart, lapsed lease) its sessions stay listed
+	// as orphans this long, unless the nsqd re-registers through any node
+	// first. A dead nsqd (its connection closed while its node was healthy)
+	// is removed at once whatever this is.
+	OrphanGrace time.Duration
 	// InactiveProducerTimeout mirrors nsqlookupd's flag: a PING from a
 	// session whose replicated last update is older than half of it is
 	// replicated at once instead of at the next renewal.
 	InactiveProducerTimeout time.Duration
-	// MaxStaleness (default 3s): bounded reads are served while the leader
-	// was heard from within this long. Must exceed an election's length or
-	// reads fail during elections.
+	// MaxStaleness (default 3s): a follower serves bounded reads while its
+	// applied state included the leader's commit index as of at most this
+	// long ago (it checks every MaxStaleness/8, at most every 250ms). Must
+	// exceed an election's length plus that interval, or reads fail during
+	// elections.
 	MaxStaleness time.Duration
 	// WriteTimeout (default 5s): how long one attempt to commit a batch may
 	// take before it is retried.
@@ -131,6 +140,7 @@ func DefaultConfig() Config {
 		Bootstrap:               true,
 		LeaseRenewInterval:      2 * time.Second,
 		LeaseTimeout:            15 * time.Second,
+		OrphanGrace:             35 * time.Second,
 		InactiveProducerTimeout: 300 * time.Second,
 		MaxStaleness:            3 * time.Second,
 		WriteTimeout:            5 * time.Second,
@@ -150,8 +160,16 @@ func DefaultConfig() Config {
 func (c Config) Validate() error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
-	if c.NodeID == "" {
-		bad("node id is empty")
+	if c.NodeID == "" || len(c.NodeID) > fsm.MaxNodeIDLen {
+		bad("node id %q: must be 1 to %d bytes", c.NodeID, fsm.MaxNodeIDLen)
+	}
+	for name, addr := range map[string]string{"raft": c.RaftAdvertise, "http": c.HTTPAdvertise, "tcp": c.TCPAdvertise} {
+		if len(addr) > fsm.MaxAddressLen {
+			bad("%s advertise address longer than %d bytes", name, fsm.MaxAddressLen)
+		}
+	}
+	if c.MaxBatch > fsm.MaxBatchCommands {
+		bad("max batch %d exceeds %d commands per entry", c.MaxBatch, fsm.MaxBatchCommands)
 	}
 	if c.DataDir == "" {
 		bad("data dir is empty")
@@ -191,6 +209,7 @@ func (c Config) Validate() error {
 		"heartbeat timeout": c.HeartbeatTimeout, "election timeout": c.ElectionTimeout,
 		"leader lease timeout": c.LeaderLeaseTimeout, "commit timeout": c.CommitTimeout,
 		"snapshot interval": c.SnapshotInterval, "inactive producer timeout": c.InactiveProducerTimeout,
+		"orphan grace": c.OrphanGrace,
 	}
 	for name, d := range positive {
 		if d <= 0 {

@@ -43,7 +43,8 @@ func fastConfig() cluster.Config {
 	c.CommitTimeout = 5 * time.Millisecond
 	c.LeaseRenewInterval = 100 * time.Millisecond
 	c.LeaseTimeout = 1500 * time.Millisecond
-	c.MaxStaleness = 600 * time.Millisecond
+	c.OrphanGrace = time.Second
+	c.MaxStaleness = time.Second
 	c.WriteTimeout = 2 * time.Second
 	return c
 }
@@ -257,4 +258,28 @@ type testWriter struct{ t *testing.T }
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
+}
+
+// open opens a session for an nsqd at port on node n, waiting while the node
+// has no incarnation yet.
+func (n *testNode) open(t *testing.T, port int) fsm.SessionID {
+	t.Helper()
+	var id fsm.SessionID
+	waitFor(t, 10*time.Second, func() (err error) {
+		id, err = n.node.OpenSession(peer(port))
+		return err
+	})
+	return id
+}
+
+func (n *testNode) register(t *testing.T, id fsm.SessionID, topic, channel string) {
+	t.Helper()
+	if err := n.node.Register(id, topic, channel); err != nil {
+		t.Fatalf("register %s/%s on %s: %v", topic, channel, n.id, err)
+	}
+}
+
+// debug returns the raw records of key ("topic:t:") on node id.
+func (tc *testCluster) debug(id, key string) []fsm.DebugProducer {
+	return tc.node(id).node.Registry().Debug()[key]
 }

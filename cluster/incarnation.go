@@ -1,54 +1,137 @@
 package cluster
 
 import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/raftlookupd/raftlookupd/fsm"
+	"github.com/raftlookupd/raftlookupd/wire"
 )
 
-const incarnationFile = "incarnation"
+// Incarnations come from the cluster, never from a clock: a node opens one
+// with OpOpenIncarnation, and its number is the log index of that entry, so
+// a node replaced on a host whose clock is behind is never ignored. The
+// command carries a random nonce; the node finds its incarnation in the
+// registry by that nonce, so a retried open that committed twice opens once.
+// Opening a new incarnation orphans the previous one's sessions (a restart:
+// their nsqds are alive and will re-dial within a heartbeat).
+//
+// Until its incarnation is known a node acknowledges no TCP session and its
+// queue sends nothing: every batch names the incarnation it belongs to.
 
-// nextIncarnation returns a number greater than any incarnation this data
-// dir used before, and records it. The state machine ignores commands of an
-// incarnation lower than the one it knows, so a wall clock that stepped back
-// across a restart must not produce a lower one.
-func nextIncarnation(dir string) (uint64, error) {
-	path := filepath.Join(dir, incarnationFile)
-	inc := uint64(time.Now().UnixNano())
-	if b, err := os.ReadFile(path); err == nil {
-		prev, perr := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
-		if perr != nil {
-			return 0, fmt.Errorf("%s: %w", path, perr)
+func newNonce() uint64 {
+	var b [8]byte
+	for {
+		if _, err := rand.Read(b[:]); err != nil {
+			panic(fmt.Sprintf("crypto/rand: %v", err))
 		}
-		inc = max(inc, prev+1)
-	} else if !os.IsNotExist(err) {
-		return 0, err
+		if v := binary.LittleEndian.Uint64(b[:]); v != 0 {
+			return v
+		}
 	}
-	if err := writeFileSync(path, []byte(strconv.FormatUint(inc, 10)+"\n")); err != nil {
-		return 0, err
-	}
-	return inc, nil
 }
 
-func writeFileSync(path string, b []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o640)
+// openIncarnation proposes a new incarnation until the registry shows it,
+// and returns its number; 0 when ctx ends first.
+func (n *Node) openIncarnation(ctx context.Context) uint64 {
+	nonce := newNonce()
+	backoff := 10 * time.Millisecond
+	var warned time.Time
+	start := time.Now()
+	for ctx.Err() == nil {
+		if o, ok := n.Registry().Owner(n.cfg.NodeID); ok && o.Nonce == nonce {
+			return o.Incarnation
+		}
+		c := fsm.Command{Op: fsm.OpOpenIncarnation, Session: fsm.SessionID{Owner: n.cfg.NodeID},
+			Nonce: nonce, Time: time.Now().UnixNano(), Grace: int64(n.cfg.OrphanGrace)}
+		err := n.proposeOpen(ctx, c)
+		if err == nil {
+			continue // applied locally: the registry shows it now
+		}
+		if time.Since(start) > 5*time.Second && time.Since(warned) > 10*time.Second {
+			warned = time.Now()
+			n.logger.Warn("cannot open an incarnation yet; acknowledging no nsqd until then", "error", err)
+		} else {
+			n.logger.Debug("open incarnation retry", "error", err)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, time.Second)
+	}
+	return 0
+}
+
+// proposeOpen commits an OpOpenIncarnation (on this node if it leads, else
+// through the leader's RPC) and waits until this node applied it.
+func (n *Node) proposeOpen(ctx context.Context, c fsm.Command) error {
+	data, err := c.Encode()
 	if err != nil {
 		return err
 	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
+	res, err := n.applyLocal(data)
+	if errors.Is(err, raft.ErrNotLeader) {
+		var addr string
+		if addr, err = n.leaderRaftAddress(); err == nil {
+			fctx, cancel := n.untilLeaderChanges(ctx)
+			err = n.rpcc.call(fctx, addr, rpcOpen, data, &res)
+			cancel()
+		}
+	}
+	if err != nil {
 		return err
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
+	wctx, cancel := context.WithTimeout(ctx, n.cfg.WriteTimeout)
+	defer cancel()
+	return n.fsm.waitApplied(wctx, res.Index)
+}
+
+// applyOpen commits an OpOpenIncarnation a member sent through the RPC.
+func (n *Node) applyOpen(data []byte) (applyResult, error) {
+	c, err := fsm.Decode(data)
+	if err != nil {
+		return applyResult{}, fmt.Errorf("%w: %v", wire.ErrBadRequest, err)
 	}
-	if err := f.Close(); err != nil {
-		return err
+	if c.Op != fsm.OpOpenIncarnation {
+		return applyResult{}, fmt.Errorf("%w: %v sent as an incarnation opening", wire.ErrBadRequest, c.Op)
 	}
-	return os.Rename(tmp, path)
+	if err := c.Validate(); err != nil {
+		return applyResult{}, fmt.Errorf("%w: %v", wire.ErrBadRequest, err)
+	}
+	if _, ok := n.serverAddress(c.Session.Owner); !ok && n.raft.State() == raft.Leader {
+		return applyResult{}, fmt.Errorf("%w: %q is not in the configuration", wire.ErrUnknownMember, c.Session.Owner)
+	}
+	res, err := n.applyLocal(data)
+	if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
+		return applyResult{}, wire.ErrNotLeader
+	}
+	return res, err
+}
+
+// incarnationLoop opens this node's incarnation at start, and a new one
+// each time the previous ended under it (its lease lapsed and the leader
+// orphaned its sessions): the node's sessions and queue follow.
+func (n *Node) incarnationLoop() {
+	for {
+		inc := n.openIncarnation(n.ctx)
+		if inc == 0 {
+			return
+		}
+		n.queue.setIncarnation(inc)
+		n.sessions.setIncarnation(inc)
+		n.renewLease()
+		n.logger.Info("incarnation open", "incarnation", inc)
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-n.incarnationOver:
+		}
+	}
 }

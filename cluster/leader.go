@@ -133,9 +133,12 @@ func (n *Node) proposeLeader(c fsm.Command) error {
 	return err
 }
 
-// leaseExpiry expires owners whose lease renewals stopped. It never compares
-// clocks across machines: it watches each owner's last renewal index and
-// measures, on this node's clock, how long it has not changed.
+// leaseExpiry orphans the sessions of owners whose lease renewals stopped,
+// and removes orphans whose grace passed. It never compares clocks across
+// machines for leases: it watches each owner's last renewal index and
+// measures, on this node's clock, how long it has not changed. Orphan
+// deadlines are stamped by their proposer, so skew between members shifts
+// the grace by that much.
 func (n *Node) leaseExpiry(ctx context.Context) {
 	for ctx.Err() == nil {
 		if err := n.raft.Barrier(n.cfg.WriteTimeout).Error(); err == nil {
@@ -174,8 +177,10 @@ func (n *Node) leaseExpiry(ctx context.Context) {
 				continue
 			}
 			if now.After(w.deadline) {
-				n.logger.Warn("owner lease expired; dropping its sessions", "owner", o.ID, "incarnation", o.Incarnation, "sessions", o.Sessions)
-				err := n.proposeLeader(fsm.Command{Op: fsm.OpExpireLease, Session: fsm.SessionID{Owner: o.ID, Incarnation: o.Incarnation}, RenewIndex: o.RenewIndex})
+				n.logger.Warn("owner lease expired; orphaning its sessions", "owner", o.ID, "incarnation", o.Incarnation,
+					"sessions", o.Sessions, "grace", n.cfg.OrphanGrace)
+				err := n.proposeLeader(fsm.Command{Op: fsm.OpOrphanLease, Session: fsm.SessionID{Owner: o.ID, Incarnation: o.Incarnation},
+					RenewIndex: o.RenewIndex, Time: now.Add(n.cfg.OrphanGrace).UnixNano()})
 				if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
 					return
 				}
@@ -187,6 +192,15 @@ func (n *Node) leaseExpiry(ctx context.Context) {
 		for id := range watches {
 			if !seen[id] {
 				delete(watches, id)
+			}
+		}
+		if next, ok := n.Registry().NextOrphanDeadline(); ok && next <= now.UnixNano() {
+			err := n.proposeLeader(fsm.Command{Op: fsm.OpExpireOrphans, Time: now.UnixNano()})
+			if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
+				return
+			}
+			if err != nil {
+				n.logger.Warn("orphan expiry not committed; retrying", "error", err)
 			}
 		}
 		select {

@@ -14,6 +14,7 @@ func (n *Node) leaseLoop() {
 	check := time.NewTicker(min(n.cfg.LeaseRenewInterval, 250*time.Millisecond))
 	defer check.Stop()
 	var pub published
+	wasMember := false
 	for {
 		select {
 		case <-n.ctx.Done():
@@ -23,24 +24,48 @@ func (n *Node) leaseLoop() {
 		case <-n.sessions.kick:
 			n.renewLease()
 		case <-check.C:
-			n.catchUp()
 			n.checkExpired()
+			n.checkServing(&wasMember)
 			pub = n.publishMember(pub)
 		}
 	}
 }
 
-// checkExpired starts a new incarnation once the state machine shows this
-// node's current incarnation expired (it was cut off longer than the lease
-// timeout). The connections of the old one must close: their registrations
-// are gone everywhere, and nsqd re-registers everything when it reconnects.
+// checkExpired notices that this node's incarnation ended under it: the
+// leader saw its lease lapse (it was cut off longer than the lease timeout)
+// and orphaned its sessions. Its connections must close, so every nsqd
+// re-dials and registers again, under the next incarnation.
 func (n *Node) checkExpired() {
+	inc := n.sessions.incarnation()
 	o, ok := n.Registry().Owner(n.cfg.NodeID)
-	if !ok || !o.Expired || o.Incarnation != n.sessions.incarnation() {
+	if inc == 0 || !ok || !o.Expired || o.Incarnation != inc {
 		return
 	}
-	inc := n.sessions.newIncarnation()
-	n.logger.Warn("this node's lease expired; its sessions were dropped, closing client connections", "new_incarnation", inc)
+	n.endIncarnation(inc, leaseLapsed)
+}
+
+// leaseLapsed is why an incarnation ends when the cluster orphaned it.
+const leaseLapsed = "this node's lease expired; its sessions were orphaned"
+
+// endIncarnation ends incarnation inc on this node, if it is still the
+// current one: the cluster orphaned it (checkExpired saw it applied, or the
+// leader answered a batch of it as stale).
+func (n *Node) endIncarnation(inc uint64, why string) {
+	if n.sessions.incarnation() != inc || n.sessions.isDraining() {
+		return
+	}
+	n.sessions.setIncarnation(0)
+	n.queue.setIncarnation(0)
+	n.logger.Warn(why+"; closing client connections", "incarnation", inc)
+	n.closeClients()
+	select {
+	case n.incarnationOver <- struct{}{}:
+	default:
+	}
+}
+
+// closeClients asks the owner of the client connections to close them all.
+func (n *Node) closeClients() {
 	select {
 	case n.expired <- struct{}{}:
 	default: // one pending signal closes every connection

@@ -155,15 +155,28 @@ func (n *Node) transferLocal(_ context.Context, id string) error {
 // toLeader sends an admin request to the leader's RPC. While no leader is
 // known (an election, or a hand-over this node just made) it waits for one
 // until ctx ends.
+//
+// A leader that stops leading while it works on the request answers "not
+// the leader"; the request is then sent again to the next one. Join and
+// leave are idempotent, and a refused transfer did nothing, so a retry is
+// safe.
 func (n *Node) toLeader(ctx context.Context, path string, req any) error {
+	var err error
 	for {
-		addr, err := n.leaderRaftAddress()
+		var addr string
+		addr, err = n.leaderRaftAddress()
 		if err == nil && addr != n.cfg.RaftAdvertise {
-			return n.rpcc.call(ctx, addr, path, req, nil)
+			err = n.rpcc.call(ctx, addr, path, req, nil)
+			if err == nil || !errors.Is(err, wire.ErrNotLeader) {
+				return err
+			}
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("%w: %v", wire.ErrNoLeader, ctx.Err())
+			if err == nil {
+				err = wire.ErrNoLeader
+			}
+			return fmt.Errorf("%w (gave up: %v)", err, ctx.Err())
 		case <-time.After(10 * time.Millisecond):
 		}
 	}

@@ -47,10 +47,19 @@ type Node struct {
 	// behind (a restarted follower replays nothing until the leader's
 	// replication reaches it), so bounded reads and readiness wait for it.
 	caughtUp atomic.Bool
+	// fresh is when (ns after born) this node last knew its applied state
+	// to include the leader's commit index; bounded reads check its age.
+	born  time.Time
+	fresh atomic.Int64
 	// expired receives a value when this node learns its lease expired and
 	// its sessions were dropped: client connections must close so nsqd
 	// reconnects and registers again.
 	expired chan struct{}
+	// incarnationOver wakes incarnationLoop to open the next incarnation.
+	incarnationOver chan struct{}
+	// serving is false while the node cannot commit (serving.go): it then
+	// acknowledges no nsqd.
+	serving atomic.Bool
 
 	metrics nodeMetrics
 	// found is what discovery (-bootstrap-expect) learnt: discovery.go.
@@ -85,9 +94,13 @@ func New(cfg Config, logger hclog.Logger) (n *Node, err error) {
 		logger:  logger,
 		fsm:     newAppliedFSM(cfg.NodeID),
 		expired: make(chan struct{}, 1),
-		leader:  newLeadership(),
-		metrics: nodeMetrics{commitLatency: metrics.NewHistogram(metrics.LatencyBuckets)},
+
+		incarnationOver: make(chan struct{}, 1),
+		leader:          newLeadership(),
+		metrics:         nodeMetrics{commitLatency: metrics.NewHistogram(metrics.LatencyBuckets)},
+		born:            time.Now(),
 	}
+	n.serving.Store(true)
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	defer func() {
 		if err != nil {
@@ -190,33 +203,25 @@ func New(cfg Config, logger hclog.Logger) (n *Node, err error) {
 		logger.Info("restarting from existing state", "data_dir", cfg.DataDir)
 	}
 
-	incarnation, err := nextIncarnation(cfg.DataDir)
-	if err != nil {
-		return nil, fmt.Errorf("incarnation: %w", err)
-	}
 	n.queue = newQueue(queueConfig{
 		origin:   cfg.NodeID,
-		inc:      incarnation,
 		maxBatch: cfg.MaxBatch,
 		maxQueue: cfg.MaxQueue,
 		commit:   n.commitBatch,
 		refused:  func(ids []fsm.SessionID) { n.sessions.refused(ids) },
+		stale:    func(inc uint64) { n.endIncarnation(inc, leaseLapsed) },
 		metrics:  &n.metrics,
 		logger:   logger.Named("queue"),
 	})
-	n.sessions = newSessions(cfg.NodeID, incarnation, cfg.InactiveProducerTimeout, n.queue)
-	// The lease renewal opening this incarnation goes first in the queue:
-	// sessions opened later name it, and the state machine drops commands of
-	// incarnations it has not seen.
-	if err := n.sessions.renew(); err != nil {
-		return nil, fmt.Errorf("open incarnation: %w", err)
-	}
+	n.sessions = newSessions(cfg.NodeID, cfg.InactiveProducerTimeout, n.queue)
 
 	n.start(n.rpc.serve)
 	n.start(n.observeLeaders)
 	n.start(func() { n.queue.run(n.ctx) })
 	n.start(n.leaseLoop)
 	n.start(n.leaderLoop)
+	n.start(n.incarnationLoop)
+	n.start(n.freshnessLoop)
 	n.start(n.restoredLoop)
 	switch {
 	case existing || len(cfg.Join) == 0:
@@ -225,7 +230,7 @@ func New(cfg Config, logger hclog.Logger) (n *Node, err error) {
 	default:
 		n.start(n.joinLoop)
 	}
-	logger.Info("node started", "id", cfg.NodeID, "raft", cfg.RaftAdvertise, "tls", n.tls != nil, "incarnation", incarnation)
+	logger.Info("node started", "id", cfg.NodeID, "raft", cfg.RaftAdvertise, "tls", n.tls != nil)
 	return n, nil
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/raftlookupd/raftlookupd/fsm"
+	"github.com/raftlookupd/raftlookupd/internal/metrics"
 	"github.com/raftlookupd/raftlookupd/wire"
 )
 
@@ -26,9 +27,12 @@ import (
 type queue struct {
 	cfg queueConfig
 
-	mu      sync.Mutex
-	items   []item
-	wake    chan struct{}
+	mu    sync.Mutex
+	items []item
+	wake  chan struct{}
+	// inc is the incarnation batches are sent under; 0 until the node has
+	// one (and while it opens the next): commands wait in the queue.
+	inc     uint64
 	seq     uint64
 	pending int // items taken by run and not yet committed
 	// lastCommit is when a batch last committed (or the queue was last
@@ -38,7 +42,6 @@ type queue struct {
 
 type queueConfig struct {
 	origin   string
-	inc      uint64
 	maxBatch int
 	maxQueue int
 	// commit makes one attempt to commit an encoded batch; with waitLocal it
@@ -47,6 +50,9 @@ type queueConfig struct {
 	// refused is told the sessions of a batch the leader refused for good;
 	// their connections must close so nsqd registers again.
 	refused func([]fsm.SessionID)
+	// stale is told when the leader answered a batch of incarnation inc as
+	// stale: the cluster ended that incarnation (nil: ignored).
+	stale   func(inc uint64)
 	metrics *nodeMetrics
 	logger  hclog.Logger
 	// retryCap bounds the retry backoff (default 50ms): retries are cheap (a
@@ -69,7 +75,7 @@ func newQueue(cfg queueConfig) *queue {
 		cfg.logger = hclog.NewNullLogger()
 	}
 	if cfg.metrics == nil {
-		cfg.metrics = &nodeMetrics{}
+		cfg.metrics = &nodeMetrics{commitLatency: metrics.NewHistogram(metrics.LatencyBuckets)}
 	}
 	return &queue{cfg: cfg, wake: make(chan struct{}, 1), lastCommit: time.Now()}
 }
@@ -141,11 +147,26 @@ func (q *queue) stalledFor() time.Duration {
 	return time.Since(q.lastCommit)
 }
 
-func (q *queue) take() []item {
+// setIncarnation sets the incarnation of the batches sent from now on (0:
+// send nothing); a new one numbers its batches from 1 again.
+func (q *queue) setIncarnation(inc uint64) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if len(q.items) == 0 {
+	if inc != q.inc {
+		q.inc, q.seq = inc, 0
+	}
+	q.lastCommit = time.Now()
+	q.signal()
+}
+
+// take returns the next batch's commands, its incarnation and sequence
+// number; nothing while the queue has no incarnation.
+func (q *queue) take() ([]item, uint64, uint64) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.items) == 0 || q.inc == 0 {
 		q.lastCommit = time.Now()
+		return nil, 0, 0
 	}
 	k := min(len(q.items), q.cfg.maxBatch)
 	batch := make([]item, k)
@@ -155,12 +176,13 @@ func (q *queue) take() []item {
 		q.items = nil // let the backing array go after a burst
 	}
 	q.pending = k
-	return batch
+	q.seq++
+	return batch, q.inc, q.seq
 }
 
 func (q *queue) run(ctx context.Context) {
 	for {
-		items := q.take()
+		items, inc, seq := q.take()
 		if len(items) == 0 {
 			select {
 			case <-q.wake:
@@ -170,8 +192,7 @@ func (q *queue) run(ctx context.Context) {
 				return
 			}
 		}
-		q.seq++
-		b := fsm.Command{Op: fsm.OpBatch, Session: fsm.SessionID{Owner: q.cfg.origin, Incarnation: q.cfg.inc}, BatchSeq: q.seq}
+		b := fsm.Command{Op: fsm.OpBatch, Session: fsm.SessionID{Owner: q.cfg.origin, Incarnation: inc}, BatchSeq: seq}
 		b.Batch = make([]fsm.Command, len(items))
 		waiting := false
 		for i := range items {
@@ -188,12 +209,15 @@ func (q *queue) run(ctx context.Context) {
 		}
 		switch {
 		case err == nil:
+			if len(results) > 0 && errors.Is(results[0], fsm.ErrStaleIncarnation) && q.cfg.stale != nil {
+				q.cfg.stale(inc)
+			}
 			q.cfg.metrics.commitLatency.Observe(time.Since(start).Seconds())
 			q.cfg.metrics.batches.Inc()
 			q.cfg.metrics.commands.Add(uint64(len(items)))
 		case refusedForGood(err):
 			q.cfg.logger.Error("the leader refused a batch for good; failing its commands and closing their sessions",
-				"seq", q.seq, "commands", len(items), "error", err)
+				"seq", seq, "commands", len(items), "error", err)
 			q.cfg.refused(sessionsOf(b.Batch))
 		}
 		q.mu.Lock()

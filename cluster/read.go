@@ -25,11 +25,15 @@ func (n *Node) ReadBarrier(ctx context.Context, level wire.Consistency) error {
 		if !n.caughtUp.Load() {
 			return fmt.Errorf("%w: still catching up with the leader", wire.ErrLeaderUnreachable)
 		}
-		// During an election no leader is known, but state is at most
-		// MaxStaleness old all the same: keep serving, so lookups do not
-		// fail while a new leader is chosen.
-		if lc := n.raft.LastContact(); lc.IsZero() || time.Since(lc) > n.cfg.MaxStaleness {
-			return wire.ErrLeaderUnreachable
+		// Not "heard a heartbeat lately": a follower that was paused,
+		// cut off or installing a snapshot hears heartbeats again before
+		// its state catches up. What counts is when this node last had
+		// applied the leader's commit index (freshness below). During an
+		// election state stays within MaxStaleness all the same, so
+		// lookups keep working while a new leader is chosen.
+		if age := time.Since(n.freshAsOf()); age > n.cfg.MaxStaleness {
+			return fmt.Errorf("%w: local state may be %v old, more than the maximum staleness %v",
+				wire.ErrLeaderUnreachable, age.Round(time.Millisecond), n.cfg.MaxStaleness)
 		}
 		return nil
 	case wire.Linearizable:
@@ -54,15 +58,23 @@ func (n *Node) readIndex(ctx context.Context) (uint64, error) {
 	if err == nil || !isNotLeader(err) {
 		return index, err
 	}
-	addr, err := n.leaderRaftAddress()
-	if err != nil {
-		return 0, err
+	// During an election no leader is known for a moment: wait for one
+	// (until ctx ends) rather than fail a read a new leader can serve.
+	for {
+		addr, err := n.leaderRaftAddress()
+		if err == nil {
+			var out indexDoc
+			if err := n.rpcc.call(ctx, addr, rpcReadIndex, nil, &out); err != nil {
+				return 0, err
+			}
+			return out.Index, nil
+		}
+		select {
+		case <-ctx.Done():
+			return 0, err
+		case <-time.After(5 * time.Millisecond):
+		}
 	}
-	var out indexDoc
-	if err := n.rpcc.call(ctx, addr, rpcReadIndex, nil, &out); err != nil {
-		return 0, err
-	}
-	return out.Index, nil
 }
 
 // leaderReadIndex, on the leader, confirms leadership with a quorum and
@@ -84,11 +96,29 @@ func (n *Node) leaderReadIndex(ctx context.Context) (uint64, error) {
 			return 0, wire.ErrNotLeader
 		}
 	}
-	index := n.raft.CommitIndex()
+	index := n.lastCommand(n.raft.CommitIndex())
 	if err := n.raft.VerifyLeader().Error(); err != nil {
 		return 0, fmt.Errorf("%w: %v", wire.ErrNotLeader, err)
 	}
 	return index, nil
+}
+
+// lastCommand returns the index of the last entry at or before index that
+// reaches the state machine. Raft never hands its no-op (a new leader's
+// first entry) or configuration entries to Apply, so waiting for the
+// applied index to reach a commit index that ends with one would wait for
+// the next client command; the last command before it is what the state
+// must include. Entries at or before a commit index are committed, so the
+// walk reads this node's own log. An entry no longer in the log is in a
+// snapshot, which the state includes once restored.
+func (n *Node) lastCommand(index uint64) uint64 {
+	var l raft.Log
+	for i := index; i > 0; i-- {
+		if err := n.store.GetLog(i, &l); err != nil || l.Type == raft.LogCommand {
+			return i
+		}
+	}
+	return 0
 }
 
 func isNotLeader(err error) bool {
@@ -107,27 +137,52 @@ func (n *Node) ReadState() wire.ReadState {
 	return rs
 }
 
-// Ready reports whether this node knows a leader and has applied everything
-// it knows to be committed.
+// Ready reports whether this node knows a leader, has applied everything it
+// knows to be committed, can commit, and has an incarnation (so it takes
+// nsqd sessions).
 func (n *Node) Ready() bool {
 	if !n.caughtUp.Load() {
 		return false
 	}
-	if _, id := n.raft.LeaderWithID(); id == "" {
+	if _, id := n.raft.LeaderWithID(); id == "" || !n.serving.Load() || n.sessions.incarnation() == 0 {
 		return false
 	}
-	return n.fsm.appliedIndex() >= n.raft.CommitIndex()
+	return n.fsm.appliedIndex() >= n.lastCommand(n.raft.CommitIndex())
 }
 
-// catchUp sets caughtUp once a linearizable barrier succeeds.
-func (n *Node) catchUp() {
-	if n.caughtUp.Load() {
-		return
-	}
-	ctx, cancel := context.WithTimeout(n.ctx, n.cfg.LeaseRenewInterval)
-	defer cancel()
-	if n.ReadBarrier(ctx, wire.Linearizable) == nil {
-		n.caughtUp.Store(true)
-		n.logger.Info("caught up with the leader", "applied_index", n.fsm.appliedIndex())
+// freshAsOf is the newest time at which this node's applied state was
+// known to include everything the leader had committed.
+func (n *Node) freshAsOf() time.Time {
+	return n.born.Add(time.Duration(n.fresh.Load()))
+}
+
+// freshnessLoop keeps a follower's freshness: at a steady pace it asks the
+// leader for its confirmed commit index (the read index, as a linearizable
+// read does) and waits until it applied that much; the state then includes
+// every write committed before the question left. The first success marks
+// the node caught up.
+func (n *Node) freshnessLoop() {
+	every := min(max(n.cfg.MaxStaleness/8, 10*time.Millisecond), 250*time.Millisecond)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-t.C:
+		}
+		asked := time.Now()
+		ctx, cancel := context.WithTimeout(n.ctx, max(n.cfg.MaxStaleness, every))
+		err := n.ReadBarrier(ctx, wire.Linearizable)
+		cancel()
+		if err != nil {
+			continue
+		}
+		if since := int64(asked.Sub(n.born)); since > n.fresh.Load() {
+			n.fresh.Store(since)
+		}
+		if !n.caughtUp.Swap(true) {
+			n.logger.Info("caught up with the leader", "applied_index", n.fsm.appliedIndex())
+		}
 	}
 }

@@ -34,6 +34,7 @@ const (
 	rpcJoin      = "/rpc/join"
 	rpcLeave     = "/rpc/leave"
 	rpcTransfer  = "/rpc/transfer"
+	rpcOpen      = "/rpc/open-incarnation"
 )
 
 const (
@@ -77,6 +78,7 @@ func newRPCServer(n *Node, ln net.Listener, logger hclog.Logger) *rpcServer {
 	m.HandleFunc("GET "+rpcStatus, s.member(s.handleStatus))
 	m.HandleFunc("POST "+rpcLeave, s.member(s.handleLeave))
 	m.HandleFunc("POST "+rpcTransfer, s.member(s.handleTransfer))
+	m.HandleFunc("POST "+rpcOpen, s.member(s.handleOpen))
 	m.HandleFunc("POST "+rpcRestore, s.member(s.handleRestore))
 	// A joining node is not a member yet: join needs the admin token when
 	// one is set (and a certificate from the CA when TLS is on), nothing
@@ -161,6 +163,17 @@ func (s *rpcServer) handleApply(_ context.Context, r *http.Request) (any, error)
 		return nil, fmt.Errorf("%w: batch larger than %d bytes", wire.ErrTooLarge, fsm.MaxEntryBytes)
 	}
 	return s.n.applyForwarded(data)
+}
+
+func (s *rpcServer) handleOpen(_ context.Context, r *http.Request) (any, error) {
+	data, err := io.ReadAll(io.LimitReader(r.Body, maxRPCBody+1))
+	if err != nil {
+		return nil, fmt.Errorf("%w: read command: %v", wire.ErrBadRequest, err)
+	}
+	if len(data) > maxRPCBody {
+		return nil, fmt.Errorf("%w: command larger than %d bytes", wire.ErrTooLarge, maxRPCBody)
+	}
+	return s.n.applyOpen(data)
 }
 
 func (s *rpcServer) handleReadIndex(ctx context.Context, _ *http.Request) (any, error) {

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"fmt"
 	"sync"
 	"time"
 
@@ -22,7 +23,7 @@ type sessions struct {
 	open    map[uint64]*localSession
 	kick    chan struct{} // asks the lease loop to renew now
 	// draining: the node is stopping; closing connections queue nothing,
-	// one OpCloseOwner ends every session (Drain).
+	// one OpOrphanOwner ends every session (Drain).
 	draining bool
 }
 
@@ -34,8 +35,8 @@ type localSession struct {
 	replicated int64
 }
 
-func newSessions(owner string, inc uint64, inactiveTimeout time.Duration, q *queue) *sessions {
-	return &sessions{owner: owner, inc: inc, inactiveTimeout: inactiveTimeout, q: q,
+func newSessions(owner string, inactiveTimeout time.Duration, q *queue) *sessions {
+	return &sessions{owner: owner, inactiveTimeout: inactiveTimeout, q: q,
 		open: map[uint64]*localSession{}, kick: make(chan struct{}, 1)}
 }
 
@@ -50,6 +51,12 @@ func (s *sessions) openSession(peer fsm.PeerInfo) (fsm.SessionID, error) {
 	now := time.Now().UnixNano()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.inc == 0 {
+		return fsm.SessionID{}, fmt.Errorf("%w: no incarnation yet (not in a cluster, or no leader)", wire.ErrNotServing)
+	}
+	if s.draining {
+		return fsm.SessionID{}, wire.ErrShutdown
+	}
 	id := fsm.SessionID{Owner: s.owner, Incarnation: s.inc, Seq: s.nextSeq + 1}
 	if err := s.q.enqueue(fsm.Command{Op: fsm.OpOpenSession, Session: id, Peer: peer, Time: now}); err != nil {
 		return fsm.SessionID{}, err
@@ -105,7 +112,7 @@ func (s *sessions) closeSession(id fsm.SessionID) error {
 	delete(s.open, id.Seq)
 	s.mu.Unlock()
 	if !ok {
-		return nil // dropped with its incarnation, or left to OpCloseOwner
+		return nil // dropped with its incarnation, or left to OpOrphanOwner
 	}
 	return s.q.enqueue(fsm.Command{Op: fsm.OpCloseSession, Session: id})
 }
@@ -133,6 +140,9 @@ func (s *sessions) renew() error {
 }
 
 func (s *sessions) renewLocked() error {
+	if s.inc == 0 {
+		return nil // no incarnation to renew
+	}
 	now := time.Now().UnixNano()
 	c := fsm.Command{Op: fsm.OpRenewLease, Session: fsm.SessionID{Owner: s.owner, Incarnation: s.inc}, Time: now}
 	for seq, ls := range s.open {
@@ -150,18 +160,19 @@ func (s *sessions) renewLocked() error {
 	return nil
 }
 
-// newIncarnation forgets every local session and opens a new incarnation;
-// called when the leader expired this node's lease.
-func (s *sessions) newIncarnation() uint64 {
+// setIncarnation forgets every local session and takes a new incarnation
+// (0: none, so no session opens). The caller closes the old connections.
+func (s *sessions) setIncarnation(inc uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	inc := max(uint64(time.Now().UnixNano()), s.inc+1)
-	s.inc = inc
+	s.inc, s.nextSeq = inc, 0
 	s.open = map[uint64]*localSession{}
-	// Queued under the lock, so no session of the new incarnation can be
-	// queued before the renewal that opens it.
-	_ = s.renewLocked()
-	return inc
+}
+
+func (s *sessions) isDraining() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.draining
 }
 
 // startDrain makes session closes queue nothing from now on.

@@ -110,7 +110,7 @@ func checkForwarded(c *fsm.Command) error {
 			if in.Session.Owner != origin {
 				return fmt.Errorf("%w: batch from %q carries a command of session %v", wire.ErrBadRequest, origin, in.Session)
 			}
-		case fsm.OpRenewLease, fsm.OpCloseOwner:
+		case fsm.OpRenewLease, fsm.OpCloseOwner, fsm.OpOrphanOwner:
 			if in.Session.Owner != origin {
 				return fmt.Errorf("%w: batch from %q carries %v for %q", wire.ErrBadRequest, origin, in.Op, in.Session.Owner)
 			}

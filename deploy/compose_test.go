@@ -128,25 +128,15 @@ func testNSQ(t *testing.T, p *project, topic string) {
 	// connection); each node lists nsqd once, under its broadcast address.
 	waitFor(t, 30*time.Second, "nsqd listed for "+topic+" on every node", func() error {
 		for _, n := range nodes {
-			code, b, err := p.do(http.MethodGet, p.url(n, "/lookup?topic="+topic), "")
-			if err != nil || code != http.StatusOK {
-				return fmt.Errorf("%s: %d %s %v", n, code, b, err)
-			}
-			var v struct {
-				Producers []struct {
-					BroadcastAddress string `json:"broadcast_address"`
-					TCPPort          int    `json:"tcp_port"`
-				}
-			}
-			if err := json.Unmarshal(b, &v); err != nil {
+			if err := p.lookupNSQD(n, topic); err != nil {
 				return err
-			}
-			if len(v.Producers) != 1 || v.Producers[0].BroadcastAddress != "nsqd" || v.Producers[0].TCPPort != 4150 {
-				return fmt.Errorf("%s lists %s", n, b)
 			}
 		}
 		return nil
 	})
+	for _, n := range nodes {
+		waitNSQDSession(t, p, n, topic)
+	}
 
 	adminURL := fmt.Sprintf("http://127.0.0.1:%d/api/topics", p.hostPort("nsqadmin", "HTTP"))
 	waitFor(t, 30*time.Second, "nsqadmin listing "+topic, func() error {
@@ -254,7 +244,8 @@ func (s *syncBuffer) String() string {
 }
 
 // testKillLeader SIGKILLs the leader's container: the other two keep
-// answering lookups without a single failure and elect a new leader.
+// answering lookups, every one listing nsqd, and elect a new leader; the
+// restarted node gets nsqd's session back.
 func testKillLeader(t *testing.T, p *project, topic string) {
 	leader := currentLeader(t, p)
 	survivors := others(leader)
@@ -288,6 +279,38 @@ func testKillLeader(t *testing.T, p *project, topic string) {
 
 	p.run(t, nil, "start", leader)
 	p.waitHealthy(t, time.Minute, nil, nodes...)
+	waitNSQDSession(t, p, leader, topic)
+}
+
+// waitNSQDSession waits until nsqd has a session on node again and node
+// lists it for topic. nsqd notices a closed lookupd connection only on its
+// next command and reconnects on the one after; each try therefore creates
+// a topic on nsqd (one REGISTER to every node) rather than waiting for two
+// of its 15 s heartbeats.
+func waitNSQDSession(t *testing.T, p *project, node, topic string) {
+	t.Helper()
+	nsqdHTTP := fmt.Sprintf("http://127.0.0.1:%d", p.hostPort("nsqd", "HTTP"))
+	start := time.Now()
+	var nudged time.Time
+	nudges := 0
+	waitFor(t, 45*time.Second, "nsqd's session on "+node, func() error {
+		owned, err := p.metric(node, "raftlookupd_owned_sessions")
+		if err == nil && owned != 1 {
+			err = fmt.Errorf("%s owns %v sessions, want nsqd's one", node, owned)
+		}
+		if err == nil {
+			err = p.lookupNSQD(node, topic)
+		}
+		if err != nil && time.Since(nudged) > time.Second {
+			nudges++
+			nudged = time.Now()
+			if code, b, perr := p.do(http.MethodPost, fmt.Sprintf("%s/topic/create?topic=nudge_%s_%d", nsqdHTTP, node, nudges), ""); perr != nil || code != http.StatusOK {
+				return fmt.Errorf("nudge nsqd: %d %s %v (while: %v)", code, b, perr, err)
+			}
+		}
+		return err
+	})
+	t.Logf("nsqd's session on %s back after %v (%d nudges)", node, time.Since(start).Round(time.Millisecond), nudges)
 }
 
 // testPartition disconnects a follower from the network: it refuses
@@ -357,7 +380,8 @@ func testPartition(t *testing.T, p *project, lookupTopic, topic string) {
 }
 
 // testRollingRestart restarts each node in turn (SIGTERM, start): the other
-// two never fail a lookup and the restarted node comes back healthy.
+// two never fail a lookup nor stop listing nsqd, and the restarted node comes
+// back healthy with nsqd's session before the next one goes down.
 func testRollingRestart(t *testing.T, p *project, topic string) {
 	for _, n := range nodes {
 		w := p.watchLookups(topic, others(n)...)
@@ -374,8 +398,12 @@ func testRollingRestart(t *testing.T, p *project, topic string) {
 			}
 			return nil
 		})
-		w.finish(t)
 		t.Logf("%s restarted and healthy in %v", n, time.Since(start).Round(time.Millisecond))
+		// The next node may go down only once nsqd is registered here
+		// again; the watch runs until then, so the other two must keep
+		// listing nsqd meanwhile.
+		waitNSQDSession(t, p, n, topic)
+		w.finish(t)
 		if t.Failed() {
 			return
 		}

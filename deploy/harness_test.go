@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -354,8 +355,60 @@ func network(t *testing.T, id string) (string, []string) {
 	panic("unreachable")
 }
 
+// The compose file's nsqd, as every node must list it: its broadcast address
+// and TCP port inside the compose network.
+const (
+	nsqdBroadcast = "nsqd"
+	nsqdTCPPort   = 4150
+)
+
+// listsNSQD checks that a /lookup answer lists exactly one producer, the
+// compose file's nsqd. A 200 with no producers is a failure: it is what a
+// node answers when it lost nsqd's registrations.
+func listsNSQD(body []byte) error {
+	var v struct {
+		Producers []struct {
+			BroadcastAddress string `json:"broadcast_address"`
+			TCPPort          int    `json:"tcp_port"`
+		} `json:"producers"`
+	}
+	if err := json.Unmarshal(body, &v); err != nil {
+		return fmt.Errorf("decode /lookup: %v", err)
+	}
+	if len(v.Producers) != 1 || v.Producers[0].BroadcastAddress != nsqdBroadcast || v.Producers[0].TCPPort != nsqdTCPPort {
+		return fmt.Errorf("producers are not exactly %s:%d", nsqdBroadcast, nsqdTCPPort)
+	}
+	return nil
+}
+
+// lookupNSQD checks that service answers /lookup?topic= with nsqd listed.
+func (p *project) lookupNSQD(service, topic string) error {
+	code, b, err := p.do(http.MethodGet, p.url(service, "/lookup?topic="+topic), "")
+	if err != nil || code != http.StatusOK {
+		return fmt.Errorf("%s: %d %s %v", service, code, bytes.TrimSpace(b), err)
+	}
+	if err := listsNSQD(b); err != nil {
+		return fmt.Errorf("%s: %v: %s", service, err, bytes.TrimSpace(b))
+	}
+	return nil
+}
+
+// metric returns an unlabelled sample of service's GET /metrics.
+func (p *project) metric(service, name string) (float64, error) {
+	code, b, err := p.do(http.MethodGet, p.url(service, "/metrics"), "")
+	if err != nil || code != http.StatusOK {
+		return 0, fmt.Errorf("%s /metrics: %d %v", service, code, err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) == 2 && f[0] == name {
+			return strconv.ParseFloat(f[1], 64)
+		}
+	}
+	return 0, fmt.Errorf("%s /metrics has no sample %s", service, name)
+}
+
 // lookupWatch polls GET /lookup on some nodes until stopped and records
-// every answer that is not 200.
+// every answer that is not a 200 listing nsqd.
 type lookupWatch struct {
 	stop     chan struct{}
 	wg       sync.WaitGroup
@@ -375,6 +428,9 @@ func (p *project) watchLookups(topic string, services ...string) *lookupWatch {
 			defer tick.Stop()
 			for {
 				code, b, err := p.do(http.MethodGet, url, "")
+				if err == nil && code == http.StatusOK {
+					err = listsNSQD(b)
+				}
 				w.mu.Lock()
 				if err == nil && code == http.StatusOK {
 					w.ok[s]++
@@ -399,7 +455,7 @@ func (w *lookupWatch) finish(t *testing.T) {
 	t.Helper()
 	close(w.stop)
 	w.wg.Wait()
-	t.Logf("lookups answered 200: %v; failures: %d", w.ok, len(w.failures))
+	t.Logf("lookups answered 200 listing nsqd: %v; failures: %d", w.ok, len(w.failures))
 	for _, f := range w.failures {
 		t.Errorf("lookup failed: %s", f)
 	}

@@ -1,7 +1,7 @@
 package e2e
 
-// The deliberate differences from nsqlookupd 1.3.0 (DESIGN.md "Bad input" and
-// "Producer identity"), tested against raftlookupd only: where nsqlookupd
+// The deliberate differences from nsqlookupd 1.3.0 (docs/COMPATIBILITY.md#diff-tcp-limits,
+// #diff-wildcard and #diff-identity), tested against raftlookupd only: where nsqlookupd
 // crashes, grows without bound or wipes everything, raftlookupd answers with
 // a clear error, changes nothing and keeps serving every other client.
 
@@ -88,16 +88,22 @@ func TestDeviationsBadInput(t *testing.T) {
 
 	// nsqlookupd crashes on a negative IDENTIFY body length (makeslice panic).
 	s.dial("neg", true)
-	got := mustTCP(t, s, "neg", "IDENTIFY\n\xff\xff\xff\xff", 1, true, "frame: E_BAD_BODY", "then: closed")
+	got := mustTCP(t, s, "neg", "IDENTIFY\n\xff\xff\xff\xff", 1, true, "frame: E_BAD_BODY IDENTIFY invalid body size -1\n", "then: closed")
 	t.Logf("negative body length: %s", got)
 	unharmed("negative IDENTIFY body length")
 
 	// nsqlookupd allocates 2 GiB and waits for the body: raftlookupd rejects
 	// the length itself, without waiting for a body.
 	s.dial("huge", true)
-	got = mustTCP(t, s, "huge", "IDENTIFY\n\x7f\xff\xff\xff", 1, true, "frame: E_BAD_BODY", "then: closed")
+	got = mustTCP(t, s, "huge", "IDENTIFY\n\x7f\xff\xff\xff", 1, true, "frame: E_BAD_BODY IDENTIFY invalid body size 2147483647\n", "then: closed")
 	t.Logf("huge body length: %s", got)
 	unharmed("huge IDENTIFY body length")
+
+	// A line one byte over the limit, then nothing: every byte sent is
+	// read, so the server's close is clean and its error frame arrives.
+	s.dial("long", true)
+	mustTCP(t, s, "long", strings.Repeat("A", maxLineBytes), 1, true, "frame: "+lineTooLong+"\n", "then: closed")
+	unharmed("line over the limit")
 
 	// An endless line: nsqlookupd buffers it without limit.
 	overLongLine(t, node.TCPAddr())
@@ -122,9 +128,17 @@ func TestDeviationsBadInput(t *testing.T) {
 	}
 }
 
+// maxLineBytes is raftlookupd's line limit (tcpproto's default, "\n"
+// included; no flag changes it), and lineTooLong the error it answers.
+const (
+	maxLineBytes = 4096
+	lineTooLong  = "E_INVALID line too long (max 4096 bytes)"
+)
+
 // overLongLine streams a line without newline until the server gives up on
-// it. The server must close the connection (after an E_ error frame, if one
-// could be read before the reset) long before 64 MiB have been sent.
+// it. The server must close the connection long before 64 MiB have been
+// sent. It writes the line-too-long frame first, but the client is still
+// sending then, so the close is a reset that may discard the frame.
 func overLongLine(t *testing.T, tcpAddr string) {
 	t.Helper()
 	const limit = 64 << 20
@@ -153,7 +167,7 @@ func overLongLine(t *testing.T, tcpAddr string) {
 	conn.SetReadDeadline(time.Now().Add(20 * time.Second))
 	payload, err := readFrame(conn)
 	switch {
-	case err == nil && strings.HasPrefix(string(payload), "E_"):
+	case err == nil && string(payload) == lineTooLong:
 		t.Logf("over-long line: error frame %q", payload)
 		if c := probeClosed(conn); c != "closed" {
 			t.Errorf("over-long line: after the error frame the connection is %s, want closed", c)

@@ -1,7 +1,7 @@
 package e2e
 
 // The differential script: nsqlookupd 1.3.0's own 16 tests in black-box form
-// (PROTOCOL.md §6.1-§6.3) plus the observed behaviours of §6.5, run against
+// plus the observed behaviours of docs/COMPATIBILITY.md, run against
 // the real nsqlookupd and a subject, answer by answer.
 //
 // Not in the script (deliberate differences, see deviations_test.go): IDENTIFY
@@ -66,7 +66,7 @@ func concat(parts ...[]step) []step {
 	return out
 }
 
-// §6.1 test 1, TestBasicLookupd.
+// nsqlookupd test 1 of 16, TestBasicLookupd.
 func basicLookupdSteps() []step {
 	return []step{
 		section("TestBasicLookupd"),
@@ -86,7 +86,7 @@ func basicLookupdSteps() []step {
 	}
 }
 
-// §6.1 test 2, TestChannelUnregister.
+// nsqlookupd test 2 of 16, TestChannelUnregister.
 func channelUnregisterSteps() []step {
 	return []step{
 		section("TestChannelUnregister"),
@@ -102,7 +102,7 @@ func channelUnregisterSteps() []step {
 	}
 }
 
-// §6.1 tests 3, 4 and 6 (TestTombstoneRecover, TestTombstoneUnregister,
+// nsqlookupd tests 3, 4 and 6 of 16 (TestTombstoneRecover, TestTombstoneUnregister,
 // TestTombstonedNodes) and the per-registration tombstones of test 16
 // (TestRegistrationDB), with two peers c (ip.address:5555) and d.
 func tombstoneSteps() []step {
@@ -148,7 +148,7 @@ func tombstoneSteps() []step {
 	}
 }
 
-// §6.2 tests 7-13 and the HTTP items of §6.5.
+// nsqlookupd tests 7-13 of 16 (http_test.go) and docs/COMPATIBILITY.md#http-common.
 func httpAPISteps() []step {
 	form := http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}
 	acceptV1 := http.Header{"Accept": {"application/vnd.nsq; version=1.0"}}
@@ -201,7 +201,7 @@ func httpAPISteps() []step {
 		get("/channels?topic=sampletopicE1700000000"),
 		get("/lookup?topic=sampletopicE1700000000"), // topic untouched
 
-		section("HTTP quirks (§3.1, §6.5)"),
+		section("HTTP quirks (docs/COMPATIBILITY.md#http-common)"),
 		get("/lookup"),
 		get("/lookup?topic="),
 		get("/lookup?topic=no_such_topic"),
@@ -222,7 +222,7 @@ func httpAPISteps() []step {
 	}
 }
 
-// §6.3 tests 14/15 and the protocol items of §6.5.
+// nsqlookupd tests 14/15 of 16 and docs/COMPATIBILITY.md#tcp-framing.
 func protocolSteps() []step {
 	return []step{
 		section("magic, framing, commands"),
@@ -246,7 +246,7 @@ func protocolSteps() []step {
 	}
 }
 
-// IDENTIFY errors and accepted variants (§1.5, §6.5).
+// IDENTIFY errors and accepted variants (docs/COMPATIBILITY.md#tcp-identify).
 func identifySteps() []step {
 	bad := []string{
 		`{"hostname":"h","http_port":5555,"tcp_port":5000,"version":"v"}`,                      // no broadcast_address
@@ -286,7 +286,7 @@ func identifySteps() []step {
 	return steps
 }
 
-// Topic and channel names and parameter handling (§1.2, §1.7, §1.12).
+// Topic and channel names and parameter handling (docs/COMPATIBILITY.md#tcp-framing, #tcp-register, #names).
 func nameSteps() []step {
 	t64 := strings.Repeat("t", 64)
 	t65 := strings.Repeat("t", 65)
@@ -322,7 +322,7 @@ func nameSteps() []step {
 }
 
 // UNREGISTER semantics: topic-only UNREGISTER strips channels; ephemeral
-// keys go on UNREGISTER but stay on disconnect (§1.8, §1.10, §2.5).
+// keys go on UNREGISTER but stay on disconnect (docs/COMPATIBILITY.md#tcp-unregister, #tcp-close).
 func unregisterSteps() []step {
 	return []step{
 		section("UNREGISTER and ephemeral"),
@@ -355,7 +355,7 @@ func unregisterSteps() []step {
 	}
 }
 
-// The wildcard reads of §3.3 (`*` as topic in /lookup and /channels), last
+// The wildcard reads (docs/COMPATIBILITY.md#wildcard) (`*` as topic in /lookup and /channels), last
 // so that a difference here hides nothing else.
 func wildcardSteps() []step {
 	return []step{
@@ -370,8 +370,8 @@ func wildcardSteps() []step {
 	}
 }
 
-// §6.1 test 5, TestInactiveNodes (and "an inactive peer reappears when it
-// PINGs again", §2.4).
+// nsqlookupd test 5 of 16, TestInactiveNodes (and "an inactive peer reappears when it
+// PINGs again", docs/COMPATIBILITY.md#active-filter).
 func inactiveNodesSteps() []step {
 	return []step{
 		section("TestInactiveNodes"),

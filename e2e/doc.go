@@ -14,10 +14,15 @@
 //     and /cluster/status; nsqdproc_test.go: nsqd processes.
 //   - reference_test.go runs the real nsqlookupd 1.3.0 in-process.
 //   - diffscript_test.go is the differential runner, normalize_test.go its
-//     normalizer; diff_test.go is the script (PROTOCOL.md §6, §6.5) and the
+//     normalizer; diff_test.go is the script (docs/COMPATIBILITY.md#baseline) and the
 //     tests that run it against a second nsqlookupd, a single raftlookupd
 //     node and a follower of a 3-node cluster.
-//   - deviations_test.go covers the deliberate differences from nsqlookupd.
+//   - deviations_test.go covers the deliberate differences from nsqlookupd;
+//     limits_test.go pins the TCP limit flags.
+//   - lifecycle_test.go: SIGTERM hands leadership over and keeps the node a
+//     member, PINGs ride on lease renewals, a node back after its lease
+//     expired closes its clients, a restarted follower refuses bounded reads
+//     until it caught up.
 //   - nsqd_test.go runs a real nsqd and a go-nsq consumer against raftlookupd
 //     and restarts it; cluster_test.go fails over a 3-node cluster under a
 //     real nsqd.

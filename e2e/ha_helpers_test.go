@@ -26,7 +26,7 @@ import (
 )
 
 // haLeaderUnreachable is the message of a read a node refuses because it
-// cannot vouch for its state (DESIGN.md, "Reads and consistency").
+// cannot vouch for its state (docs/COMPATIBILITY.md#diff-consistency).
 const haLeaderUnreachable = "LEADER_UNREACHABLE"
 
 func haTCPAddrs(nodes []*Node) []string {
@@ -234,9 +234,20 @@ type haRawProducer struct {
 // connection closes at cleanup.
 func haDialProducer(t *testing.T, tcpAddr string, id haIdentity) *haRawProducer {
 	t.Helper()
+	p, err := haTryDialProducer(t, tcpAddr, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// haTryDialProducer connects and identifies, as nsqd does on every
+// (re)connect; an error when the node refuses.
+func haTryDialProducer(t *testing.T, tcpAddr string, id haIdentity) (*haRawProducer, error) {
+	t.Helper()
 	conn, err := net.DialTimeout("tcp", tcpAddr, 3*time.Second)
 	if err != nil {
-		t.Fatalf("dial %s: %v", tcpAddr, err)
+		return nil, fmt.Errorf("dial %s: %v", tcpAddr, err)
 	}
 	t.Cleanup(func() { conn.Close() })
 	p := &haRawProducer{ID: id, conn: conn}
@@ -246,12 +257,14 @@ func haDialProducer(t *testing.T, tcpAddr string, id haIdentity) *haRawProducer 
 	binary.BigEndian.PutUint32(size[:], uint32(len(body)))
 	reply, _, err := p.roundTrip("  V1IDENTIFY\n" + string(size[:]) + body)
 	if err != nil {
-		t.Fatalf("IDENTIFY on %s: %v", tcpAddr, err)
+		conn.Close()
+		return nil, fmt.Errorf("IDENTIFY on %s: %v", tcpAddr, err)
 	}
 	if !bytes.HasPrefix(reply, []byte("{")) {
-		t.Fatalf("IDENTIFY on %s answered %q", tcpAddr, reply)
+		conn.Close()
+		return nil, fmt.Errorf("IDENTIFY on %s answered %q", tcpAddr, reply)
 	}
-	return p
+	return p, nil
 }
 
 // Register sends REGISTER and returns how long the answer took: nsqd gives

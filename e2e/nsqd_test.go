@@ -20,7 +20,7 @@ const (
 	registerTimeout = 10 * time.Second
 	restartTimeout  = 30 * time.Second
 	// leaseExpiry bounds how long sessions of a SIGKILLed node's old
-	// incarnation may stay listed after it restarts (DESIGN.md: about 15 s
+	// incarnation may stay listed after it restarts (docs/COMPATIBILITY.md#diff-owner-lease: 15 s
 	// lease timeout; a restart should drop them sooner).
 	leaseExpiry = 20 * time.Second
 )

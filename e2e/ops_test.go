@@ -59,7 +59,11 @@ func TestOpsGrowAndShrink(t *testing.T) {
 	waitFor(t, opsTimeout, opsSameAnswers(n1, []*Node{n4, n5}, reads...))
 
 	// Joining again with the same id and address succeeds and changes
-	// nothing: no configuration change is logged by any leader.
+	// nothing: no configuration change is logged by any leader. The count
+	// means something only if the leader logged n5's first join that way.
+	if opsLogCount(t, five, "updating configuration", "server-id=n5") == 0 {
+		t.Fatal(`no leader logged "updating configuration" with server-id=n5 for n5's join: the check of the repeated join below would count nothing`)
+	}
 	changes := opsLogCount(t, five, "updating configuration")
 	opsMustCtl(t, nil, "-addr", n3.HTTPAddr(), "join", "n5", n5.RaftAddr())
 	opsMustCtl(t, nil, "-addr", n5.HTTPAddr(), "join", "n5", n5.RaftAddr())

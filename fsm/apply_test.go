@@ -58,7 +58,7 @@ func checkResult(t *testing.T, got, want any) {
 	}
 }
 
-// PROTOCOL.md §2.5, one row (or one nuance of a row) per case.
+// docs/COMPATIBILITY.md#registry-transitions, one row (or one nuance of a row) per case.
 func TestApplyStateTransitions(t *testing.T) {
 	runApplyCases(t, []applyCase{
 		{
@@ -247,7 +247,7 @@ func TestApplyStateTransitions(t *testing.T) {
 			},
 		},
 		{
-			// nsqlookupd TestBasicLookupd, and §1.10.
+			// nsqlookupd TestBasicLookupd, and docs/COMPATIBILITY.md#tcp-close.
 			name: "connection close removes the session from every key and deletes no key",
 			cmds: concat(setup(s1, s2), []Command{
 				register(s1, "t", "c"), register(s1, "t#ephemeral", "c#ephemeral"), register(s1, "x#ephemeral", ""),
@@ -533,7 +533,7 @@ func TestDebugRecords(t *testing.T) {
 	}
 }
 
-// TestFilterByActive pins PROTOCOL.md §2.4.
+// TestFilterByActive pins docs/COMPATIBILITY.md#active-filter.
 func TestFilterByActive(t *testing.T) {
 	reg := concat(setup(s1, s2), []Command{register(s1, "t", "c"), register(s2, "t", "")})
 	runApplyCases(t, []applyCase{
@@ -1019,7 +1019,7 @@ func TestMembers(t *testing.T) {
 }
 
 // TestRegistrationDB re-expresses nsqlookupd's registration_db_test.go
-// (PROTOCOL.md §6.3) through commands and reads. Categories map onto the FSM's
+// (docs/COMPATIBILITY.md#baseline) through commands and reads. Categories map onto the FSM's
 // keys: "c:a:" is topic a, "c:a:b" channel b of a, "d:a:" another topic, and
 // "t:a:" a second record of p1's peer (here: topic t).
 func TestRegistrationDB(t *testing.T) {

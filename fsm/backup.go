@@ -120,16 +120,23 @@ func DecodeBackup(data []byte) (Backup, SnapshotInfo, error) {
 // again, and nsqd registers its producers again once its connections, which
 // the restore closes, are reopened (README.md, "Backup and restore").
 func PrepareRestore(snapshot []byte) ([]byte, SnapshotInfo, error) {
-	r, err := decodeSnapshot(snapshot)
+	old, err := decodeSnapshot(snapshot)
 	if err != nil {
 		return nil, SnapshotInfo{}, fmt.Errorf("%w: %v", ErrBadBackup, err)
 	}
-	for _, s := range r.sessions {
-		r.closeSession(s)
+	r := NewRegistry()
+	for _, name := range sortedKeys(old.topics) {
+		t := old.topics[name]
+		if !t.hasKey && len(t.channels) == 0 {
+			continue
+		}
+		nt := r.ensureTopic(name)
+		nt.hasKey = t.hasKey
+		for _, ch := range sortedKeys(t.channels) {
+			r.ensureChannel(nt, ch)
+		}
 	}
-	r.owners = map[string]*owner{}
-	r.batches = map[string]batchMark{}
-	r.members = map[string]Member{}
+	r.appliedIndex = old.appliedIndex
 	return r.encodeSnapshot(), r.info(), nil
 }
 

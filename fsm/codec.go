@@ -17,19 +17,83 @@ var errNonMinimal = errors.New("non-minimal varint")
 // maxString bounds any decoded string so a corrupt length cannot allocate much.
 const maxString = 1 << 20
 
+// fieldList is what a record's field list talks to. Each record (command,
+// member, session, ...) lists its fields once, in one function taking a
+// fieldList: the encoder reads every field it is handed, the decoder
+// writes it. So encoding and decoding cannot disagree on a field's order or
+// kind.
+type fieldList interface {
+	op(p *Op)
+	str(p *string)
+	uvarint(p *uint64)
+	varint(p *int64)
+	int(p *int)
+	bool(p *bool)
+	// count is a list's length: written from *n, or read into *n. The
+	// decoder refuses a count above the bytes left divided by minBytes,
+	// the smallest encoding of one element.
+	count(n *int, minBytes int)
+	// fail records a malformed input; only the decoder meets one.
+	fail(err error)
+	decoding() bool
+	ok() bool
+}
+
+// list is the field list of a list: its count, then each element's fields.
+func list[T any](x fieldList, l *[]T, minBytes int, elem func(*T)) {
+	n := len(*l)
+	x.count(&n, minBytes)
+	if x.decoding() {
+		*l = nil
+		if n > 0 && x.ok() {
+			*l = make([]T, n) // n is bounded by the bytes left
+		}
+	}
+	for i := 0; i < n && x.ok(); i++ {
+		elem(&(*l)[i])
+	}
+}
+
+func sessionFields(x fieldList, id *SessionID) {
+	x.str(&id.Owner)
+	x.uvarint(&id.Incarnation)
+	x.uvarint(&id.Seq)
+}
+
+func peerFields(x fieldList, p *PeerInfo) {
+	x.str(&p.RemoteAddress)
+	x.str(&p.Hostname)
+	x.str(&p.BroadcastAddress)
+	x.int(&p.TCPPort)
+	x.int(&p.HTTPPort)
+	x.str(&p.Version)
+}
+
+func memberFields(x fieldList, m *Member) {
+	x.str(&m.ID)
+	x.str(&m.RaftAddress)
+	x.str(&m.HTTPAddress)
+	x.str(&m.TCPAddress)
+}
+
 type encoder struct{ b []byte }
 
-func (e *encoder) byte(v byte)      { e.b = append(e.b, v) }
-func (e *encoder) uvarint(v uint64) { e.b = binary.AppendUvarint(e.b, v) }
-func (e *encoder) varint(v int64)   { e.b = binary.AppendVarint(e.b, v) }
-func (e *encoder) str(s string)     { e.uvarint(uint64(len(s))); e.b = append(e.b, s...) }
-func (e *encoder) bytes(p []byte)   { e.uvarint(uint64(len(p))); e.b = append(e.b, p...) }
-func (e *encoder) bool(v bool)      { e.byte(boolByte(v)) }
-func (e *encoder) session(id SessionID) {
-	e.str(id.Owner)
-	e.uvarint(id.Incarnation)
-	e.uvarint(id.Seq)
+func (e *encoder) op(p *Op)          { e.b = append(e.b, byte(*p)) }
+func (e *encoder) uvarint(p *uint64) { e.b = binary.AppendUvarint(e.b, *p) }
+func (e *encoder) varint(p *int64)   { e.b = binary.AppendVarint(e.b, *p) }
+func (e *encoder) int(p *int)        { e.b = binary.AppendVarint(e.b, int64(*p)) }
+func (e *encoder) bool(p *bool)      { e.b = append(e.b, boolByte(*p)) }
+func (e *encoder) str(p *string) {
+	e.b = binary.AppendUvarint(e.b, uint64(len(*p)))
+	e.b = append(e.b, *p...)
 }
+func (e *encoder) count(n *int, _ int) { e.b = binary.AppendUvarint(e.b, uint64(*n)) }
+func (e *encoder) decoding() bool      { return false }
+func (e *encoder) ok() bool            { return true }
+
+// fail cannot happen while encoding: what the encoder is handed came from
+// this build's own types.
+func (e *encoder) fail(err error) { panic(fmt.Sprintf("fsm: encode: %v", err)) }
 
 func boolByte(v bool) byte {
 	if v {
@@ -38,8 +102,8 @@ func boolByte(v bool) byte {
 	return 0
 }
 
-// decoder reads what encoder wrote. The first error sticks; later reads return
-// zero values, so callers check err once at the end.
+// decoder reads what encoder wrote. The first error sticks; later reads
+// leave zero values, so callers check err once at the end.
 type decoder struct {
 	b   []byte
 	err error
@@ -51,6 +115,11 @@ func (d *decoder) fail(err error) {
 	}
 }
 
+func (d *decoder) decoding() bool { return true }
+func (d *decoder) ok() bool       { return d.err == nil }
+
+func (d *decoder) op(p *Op) { *p = Op(d.byte()) }
+
 func (d *decoder) byte() byte {
 	if d.err != nil || len(d.b) < 1 {
 		d.fail(errTruncated)
@@ -61,81 +130,85 @@ func (d *decoder) byte() byte {
 	return v
 }
 
-func (d *decoder) uvarint() uint64 {
+func (d *decoder) uvarint(p *uint64) {
+	*p = 0
 	if d.err != nil {
-		return 0
+		return
 	}
 	v, n := binary.Uvarint(d.b)
 	if n <= 0 {
 		d.fail(errTruncated)
-		return 0
+		return
 	}
 	if n > 1 && d.b[n-1] == 0 {
 		d.fail(errNonMinimal)
-		return 0
+		return
 	}
 	d.b = d.b[n:]
-	return v
+	*p = v
 }
 
-func (d *decoder) varint() int64 {
+func (d *decoder) varint(p *int64) {
+	*p = 0
 	if d.err != nil {
-		return 0
+		return
 	}
 	v, n := binary.Varint(d.b)
 	if n <= 0 {
 		d.fail(errTruncated)
-		return 0
+		return
 	}
 	if n > 1 && d.b[n-1] == 0 {
 		d.fail(errNonMinimal)
-		return 0
+		return
 	}
 	d.b = d.b[n:]
-	return v
+	*p = v
 }
 
-func (d *decoder) bytes() []byte {
-	n := d.uvarint()
+func (d *decoder) int(p *int) {
+	var v int64
+	d.varint(&v)
+	*p = int(v)
+}
+
+func (d *decoder) str(p *string) {
+	*p = ""
+	var n uint64
+	d.uvarint(&n)
 	if d.err != nil {
-		return nil
+		return
 	}
 	if n > maxString || n > uint64(len(d.b)) {
 		d.fail(fmt.Errorf("length %d exceeds remaining %d bytes", n, len(d.b)))
-		return nil
+		return
 	}
-	v := d.b[:n:n]
+	*p = string(d.b[:n])
 	d.b = d.b[n:]
-	return v
 }
 
-func (d *decoder) str() string { return string(d.bytes()) }
-
-func (d *decoder) bool() bool {
+func (d *decoder) bool(p *bool) {
 	switch d.byte() {
 	case 0:
-		return false
+		*p = false
 	case 1:
-		return true
+		*p = true
 	default:
 		d.fail(errors.New("bad bool"))
-		return false
+		*p = false
 	}
 }
 
-func (d *decoder) int() int { return int(d.varint()) }
-
-func (d *decoder) session() SessionID {
-	return SessionID{Owner: d.str(), Incarnation: d.uvarint(), Seq: d.uvarint()}
-}
-
-// count reads a list length and checks it against the bytes left, assuming
-// each element takes at least one byte.
-func (d *decoder) count() int {
-	n := d.uvarint()
-	if d.err == nil && n > uint64(len(d.b)) {
-		d.fail(fmt.Errorf("count %d exceeds remaining %d bytes", n, len(d.b)))
-		return 0
+func (d *decoder) count(n *int, minBytes int) {
+	var v uint64
+	d.uvarint(&v)
+	*n = 0
+	if d.err != nil {
+		return
 	}
-	return int(n)
+	if v > uint64(len(d.b)/minBytes) {
+		d.fail(fmt.Errorf("count %d exceeds what the remaining %d bytes hold", v, len(d.b)))
+		return
+	}
+	*n = int(v)
 }

@@ -32,6 +32,20 @@ const (
 	// incarnation's sessions only if its last renewal is still the one the
 	// leader saw lapse, so a stale leader cannot expire a live node.
 	OpExpireLease Op = 16
+	// OpOpenIncarnation: Session.Owner, Nonce, Time, Grace. Proposed alone,
+	// never inside a batch. Starts the owner's next incarnation, numbered by
+	// the entry's log index; the previous live one's sessions are orphaned
+	// until Time+Grace. Applying it again with the same Nonce is a no-op.
+	OpOpenIncarnation Op = 17
+	// OpOrphanOwner: Session.Owner/Incarnation, Time (the orphans' deadline).
+	// A draining node ends its incarnation; its sessions become orphans.
+	OpOrphanOwner Op = 18
+	// OpOrphanLease: Session.Owner/Incarnation, RenewIndex, Time (deadline).
+	// OpExpireLease's successor: orphans instead of dropping.
+	OpOrphanLease Op = 19
+	// OpExpireOrphans: Time (the leader's clock). Drops every orphan whose
+	// deadline is at or before Time.
+	OpExpireOrphans Op = 20
 )
 
 var opNames = map[Op]string{
@@ -40,7 +54,8 @@ var opNames = map[Op]string{
 	OpExpireOwner: "expire-owner", OpCreateTopic: "create-topic", OpDeleteTopic: "delete-topic",
 	OpCreateChannel: "create-channel", OpDeleteChannel: "delete-channel", OpTombstone: "tombstone",
 	OpSetMember: "set-member", OpRemoveMember: "remove-member", OpCloseOwner: "close-owner",
-	OpExpireLease: "expire-lease",
+	OpExpireLease: "expire-lease", OpOpenIncarnation: "open-incarnation", OpOrphanOwner: "orphan-owner",
+	OpOrphanLease: "orphan-lease", OpExpireOrphans: "expire-orphans",
 }
 
 func (o Op) String() string {
@@ -66,9 +81,16 @@ type Command struct {
 	Time    int64
 	Touches []Touch
 	Member  Member
-	// RenewIndex is, in OpExpireLease, the owner's last renewal index as the
-	// leader observed it.
+	// RenewIndex is, in OpExpireLease and OpOrphanLease, the owner's last
+	// renewal index as the leader observed it.
 	RenewIndex uint64
+	// Nonce, in OpOpenIncarnation, is drawn at random once per process
+	// start (never 0): a retried open that commits twice opens once, and the
+	// node recognises its incarnation by it (Owner.Nonce).
+	Nonce uint64
+	// Grace, in OpOpenIncarnation, is how long (ns) the previous
+	// incarnation's sessions stay listed as orphans.
+	Grace int64
 	// Batch fields: the origin's sequence number lets Apply drop a batch that
 	// a retry delivered twice (Session.Owner/Incarnation name the origin).
 	BatchSeq uint64
@@ -80,7 +102,7 @@ type Command struct {
 // or whose entry would exceed MaxEntryBytes, so whatever it encodes, Decode
 // reads back and Apply applies.
 func (c *Command) Encode() ([]byte, error) {
-	if err := c.validate(""); err != nil {
+	if err := c.validate(topLevel); err != nil {
 		return nil, err
 	}
 	b := c.entry()
@@ -93,76 +115,13 @@ func (c *Command) Encode() ([]byte, error) {
 // entry returns the log bytes of c, valid or not.
 func (c *Command) entry() []byte {
 	e := &encoder{b: make([]byte, 0, 64)}
-	e.byte(Version)
-	c.encode(e)
+	e.b = append(e.b, Version)
+	c.fields(e, 0)
 	return e.b
 }
 
 func (c *Command) tooLarge(n int) error {
 	return fmt.Errorf("%w: %v entry of %d bytes exceeds %d", ErrInvalidCommand, c.Op, n, MaxEntryBytes)
-}
-
-func (c *Command) encode(e *encoder) {
-	e.byte(byte(c.Op))
-	switch c.Op {
-	case OpBatch:
-		e.str(c.Session.Owner)
-		e.uvarint(c.Session.Incarnation)
-		e.uvarint(c.BatchSeq)
-		e.uvarint(uint64(len(c.Batch)))
-		for i := range c.Batch {
-			c.Batch[i].encode(e)
-		}
-	case OpOpenSession:
-		e.session(c.Session)
-		e.str(c.Peer.RemoteAddress)
-		e.str(c.Peer.Hostname)
-		e.str(c.Peer.BroadcastAddress)
-		e.varint(int64(c.Peer.TCPPort))
-		e.varint(int64(c.Peer.HTTPPort))
-		e.str(c.Peer.Version)
-		e.varint(c.Time)
-	case OpRegister, OpUnregister:
-		e.session(c.Session)
-		e.str(c.Topic)
-		e.str(c.Channel)
-	case OpCloseSession:
-		e.session(c.Session)
-	case OpRenewLease:
-		e.str(c.Session.Owner)
-		e.uvarint(c.Session.Incarnation)
-		e.varint(c.Time)
-		e.uvarint(uint64(len(c.Touches)))
-		for _, t := range c.Touches {
-			e.uvarint(t.Seq)
-			e.varint(t.LastUpdate)
-		}
-	case OpExpireOwner, OpCloseOwner:
-		e.str(c.Session.Owner)
-		e.uvarint(c.Session.Incarnation)
-	case OpExpireLease:
-		e.str(c.Session.Owner)
-		e.uvarint(c.Session.Incarnation)
-		e.uvarint(c.RenewIndex)
-	case OpCreateTopic, OpDeleteTopic:
-		e.str(c.Topic)
-	case OpCreateChannel, OpDeleteChannel:
-		e.str(c.Topic)
-		e.str(c.Channel)
-	case OpTombstone:
-		e.str(c.Topic)
-		e.str(c.Node)
-		e.varint(c.Time)
-	case OpSetMember:
-		e.str(c.Member.ID)
-		e.str(c.Member.RaftAddress)
-		e.str(c.Member.HTTPAddress)
-		e.str(c.Member.TCPAddress)
-	case OpRemoveMember:
-		e.str(c.Member.ID)
-	default:
-		panic(fmt.Sprintf("fsm: encode of unknown op %d", c.Op))
-	}
 }
 
 // Decode parses log bytes written by Encode. Trailing bytes are an error.
@@ -177,7 +136,8 @@ func Decode(b []byte) (Command, error) {
 	if v := d.byte(); d.err == nil && v != Version {
 		return Command{}, fmt.Errorf("fsm: command version %d, this build reads %d", v, Version)
 	}
-	c := d.command(0)
+	var c Command
+	c.fields(d, 0)
 	if d.err == nil && len(d.b) != 0 {
 		d.fail(fmt.Errorf("%d trailing bytes", len(d.b)))
 	}
@@ -195,75 +155,77 @@ const (
 	minTouchBytes   = 2
 )
 
-func (d *decoder) command(depth int) Command {
-	var c Command
-	c.Op = Op(d.byte())
+// fields is the command's field list: the op, then what the op uses (see
+// the Op constants). depth is 1 inside a batch, where a batch may not nest.
+func (c *Command) fields(x fieldList, depth int) {
+	x.op(&c.Op)
 	switch c.Op {
 	case OpBatch:
-		if depth > 0 {
-			d.fail(errors.New("nested batch"))
-			return c
+		if depth > 0 && x.decoding() {
+			x.fail(errors.New("nested batch"))
+			return
 		}
-		c.Session.Owner = d.str()
-		c.Session.Incarnation = d.uvarint()
-		c.BatchSeq = d.uvarint()
-		n := d.count()
-		c.Batch = make([]Command, 0, min(n, len(d.b)/minCommandBytes))
-		for i := 0; i < n && d.err == nil; i++ {
-			c.Batch = append(c.Batch, d.command(depth+1))
-		}
+		x.str(&c.Session.Owner)
+		x.uvarint(&c.Session.Incarnation)
+		x.uvarint(&c.BatchSeq)
+		list(x, &c.Batch, minCommandBytes, func(inner *Command) { inner.fields(x, depth+1) })
 	case OpOpenSession:
-		c.Session = d.session()
-		c.Peer = PeerInfo{
-			RemoteAddress:    d.str(),
-			Hostname:         d.str(),
-			BroadcastAddress: d.str(),
-			TCPPort:          d.int(),
-			HTTPPort:         d.int(),
-			Version:          d.str(),
-		}
-		c.Time = d.varint()
+		sessionFields(x, &c.Session)
+		peerFields(x, &c.Peer)
+		x.varint(&c.Time)
 	case OpRegister, OpUnregister:
-		c.Session = d.session()
-		c.Topic = d.str()
-		c.Channel = d.str()
+		sessionFields(x, &c.Session)
+		x.str(&c.Topic)
+		x.str(&c.Channel)
 	case OpCloseSession:
-		c.Session = d.session()
+		sessionFields(x, &c.Session)
 	case OpRenewLease:
-		c.Session.Owner = d.str()
-		c.Session.Incarnation = d.uvarint()
-		c.Time = d.varint()
-		n := d.count()
-		if n > 0 {
-			c.Touches = make([]Touch, 0, min(n, len(d.b)/minTouchBytes))
-		}
-		for i := 0; i < n && d.err == nil; i++ {
-			c.Touches = append(c.Touches, Touch{Seq: d.uvarint(), LastUpdate: d.varint()})
-		}
+		x.str(&c.Session.Owner)
+		x.uvarint(&c.Session.Incarnation)
+		x.varint(&c.Time)
+		list(x, &c.Touches, minTouchBytes, func(t *Touch) {
+			x.uvarint(&t.Seq)
+			x.varint(&t.LastUpdate)
+		})
 	case OpExpireOwner, OpCloseOwner:
-		c.Session.Owner = d.str()
-		c.Session.Incarnation = d.uvarint()
+		x.str(&c.Session.Owner)
+		x.uvarint(&c.Session.Incarnation)
 	case OpExpireLease:
-		c.Session.Owner = d.str()
-		c.Session.Incarnation = d.uvarint()
-		c.RenewIndex = d.uvarint()
+		x.str(&c.Session.Owner)
+		x.uvarint(&c.Session.Incarnation)
+		x.uvarint(&c.RenewIndex)
+	case OpOpenIncarnation:
+		x.str(&c.Session.Owner)
+		x.uvarint(&c.Nonce)
+		x.varint(&c.Time)
+		x.varint(&c.Grace)
+	case OpOrphanOwner:
+		x.str(&c.Session.Owner)
+		x.uvarint(&c.Session.Incarnation)
+		x.varint(&c.Time)
+	case OpOrphanLease:
+		x.str(&c.Session.Owner)
+		x.uvarint(&c.Session.Incarnation)
+		x.uvarint(&c.RenewIndex)
+		x.varint(&c.Time)
+	case OpExpireOrphans:
+		x.varint(&c.Time)
 	case OpCreateTopic, OpDeleteTopic:
-		c.Topic = d.str()
+		x.str(&c.Topic)
 	case OpCreateChannel, OpDeleteChannel:
-		c.Topic = d.str()
-		c.Channel = d.str()
+		x.str(&c.Topic)
+		x.str(&c.Channel)
 	case OpTombstone:
-		c.Topic = d.str()
-		c.Node = d.str()
-		c.Time = d.varint()
+		x.str(&c.Topic)
+		x.str(&c.Node)
+		x.varint(&c.Time)
 	case OpSetMember:
-		c.Member = Member{ID: d.str(), RaftAddress: d.str(), HTTPAddress: d.str(), TCPAddress: d.str()}
+		memberFields(x, &c.Member)
 	case OpRemoveMember:
-		c.Member.ID = d.str()
+		x.str(&c.Member.ID)
 	default:
-		if d.err == nil {
-			d.fail(fmt.Errorf("%w %d", ErrUnknownOp, uint8(c.Op)))
+		if x.ok() {
+			x.fail(fmt.Errorf("%w %d", ErrUnknownOp, uint8(c.Op)))
 		}
 	}
-	return c
 }

@@ -22,6 +22,15 @@ type gen struct {
 	// batchInc is each origin's batch incarnation.
 	batchInc map[string]uint64
 	batchSeq map[string]uint64
+	// index is the log index of the entry being generated (entries apply
+	// at 1, 2, ...), which numbers incarnations OpOpenIncarnation opens.
+	index    uint64
+	renewIdx map[string]uint64
+	reopen   map[string]bool
+	// opened: the owner's incarnation came from OpOpenIncarnation, so its
+	// batches must carry it.
+	opened map[string]bool
+	nonce  map[string]uint64
 }
 
 var (
@@ -62,12 +71,35 @@ func (g *gen) channel() string { return genChannels[g.pick(len(genChannels))] }
 
 // command returns one non-batch command.
 func (g *gen) command() Command {
+	if g.pick(40) == 0 {
+		o := g.owner()
+		inc := g.incarnation(o)
+		deadline := g.now + int64(g.pick(int(60*time.Second)))
+		if inc == g.inc[o] {
+			g.reopen[o] = true // the node notices and opens a new incarnation
+		}
+		switch g.pick(3) {
+		case 0:
+			return orphanOwner(o, inc, deadline)
+		case 1:
+			idx := g.renewIdx[o]
+			if g.pick(3) == 0 {
+				idx++
+			}
+			return orphanLease(o, inc, idx, deadline)
+		default:
+			return expireOrphans(g.tick())
+		}
+	}
 	switch g.pick(40) {
 	case 0, 1, 2, 3:
 		o := g.owner()
 		inc := g.incarnation(o)
-		g.inc[o] = max(g.inc[o], inc)
+		if inc > g.inc[o] {
+			g.inc[o], g.opened[o] = inc, false // a renewal-opened incarnation
+		}
 		c := renew(o, inc, g.tick())
+		g.renewIdx[o] = g.index
 		for range g.pick(4) {
 			c.Touches = append(c.Touches, Touch{Seq: uint64(1 + g.pick(4)), LastUpdate: g.now - int64(g.pick(int(40*time.Second)))})
 		}
@@ -88,6 +120,7 @@ func (g *gen) command() Command {
 		}
 		if c.Session.Incarnation == g.inc[o] {
 			g.inc[o]++ // the node notices and starts a new incarnation
+			g.opened[o] = false
 		}
 		return c
 	case 27, 28:
@@ -111,13 +144,29 @@ func (g *gen) command() Command {
 
 // entry returns one log entry's command: a single command or a batch.
 func (g *gen) entry() Command {
+	g.index++
+	o := g.owner()
+	if g.pick(40) == 0 || g.reopen[o] {
+		// A process start: a fresh nonce, or now and then a retry's
+		// duplicate of the last one (which opens nothing).
+		delete(g.reopen, o)
+		c := openInc(o, uint64(1+g.pick(6)), g.tick(), time.Duration(g.pick(int(40*time.Second))))
+		if g.opened[o] && g.pick(4) == 0 {
+			return openInc(o, g.nonce[o], c.Time, 0) // a late duplicate: a no-op
+		}
+		if c.Nonce == g.nonce[o] {
+			c.Nonce++
+		}
+		g.nonce[o] = c.Nonce
+		g.inc[o], g.batchInc[o], g.batchSeq[o], g.opened[o] = g.index, g.index, 0, true
+		return c
+	}
 	if g.pick(4) > 0 {
 		return g.command()
 	}
 	// A process's batch incarnation only grows (cluster persists it); a new
 	// one now and then stands for a restart.
-	o := g.owner()
-	if g.batchInc[o] == 0 || g.pick(8) == 0 {
+	if g.batchInc[o] == 0 || (g.pick(8) == 0 && !g.opened[o]) {
 		g.batchInc[o]++
 		g.batchSeq[o] = 0
 	}
@@ -133,7 +182,9 @@ func (g *gen) entry() Command {
 }
 
 func randomEntries(seed int64, n int) []Command {
-	g := &gen{rnd: rand.New(rand.NewSource(seed)), now: t0, inc: map[string]uint64{}, batchInc: map[string]uint64{}, batchSeq: map[string]uint64{}}
+	g := &gen{rnd: rand.New(rand.NewSource(seed)), now: t0, inc: map[string]uint64{}, batchInc: map[string]uint64{},
+		batchSeq: map[string]uint64{}, renewIdx: map[string]uint64{}, reopen: map[string]bool{}, opened: map[string]bool{},
+		nonce: map[string]uint64{}}
 	for _, o := range genOwners {
 		g.inc[o] = 1
 	}
@@ -233,7 +284,7 @@ func TestDeterminism(t *testing.T) {
 // states with sessions, producers, channels and tombstones, or the
 // determinism test proves little. It samples the state along the log.
 func TestRandomLogIsNotTrivial(t *testing.T) {
-	var samples, sessions, producers, channels, tombstoned int
+	var samples, sessions, producers, channels, tombstoned, orphans int
 	var duplicates int
 	for seed := int64(1); seed <= 24; seed++ {
 		f := New()
@@ -250,6 +301,7 @@ func TestRandomLogIsNotTrivial(t *testing.T) {
 			sessions += min(st.Sessions, 1)
 			producers += min(st.Producers, 1)
 			channels += min(st.Channels, 1)
+			orphans += min(st.Orphans, 1)
 			n := 0
 			for _, ps := range f.Registry().Debug() {
 				for _, p := range ps {
@@ -261,9 +313,9 @@ func TestRandomLogIsNotTrivial(t *testing.T) {
 			tombstoned += min(n, 1)
 		}
 	}
-	t.Logf("%d samples: with sessions %d, producers %d, channels %d, tombstones %d; duplicate batches %d",
-		samples, sessions, producers, channels, tombstoned, duplicates)
-	if sessions < samples/3 || producers < samples/3 || channels < samples/3 || tombstoned < samples/10 || duplicates == 0 {
+	t.Logf("%d samples: with sessions %d, producers %d, channels %d, tombstones %d, orphans %d; duplicate batches %d",
+		samples, sessions, producers, channels, tombstoned, orphans, duplicates)
+	if sessions < samples/3 || producers < samples/3 || channels < samples/3 || tombstoned < samples/10 || orphans < samples/10 || duplicates == 0 {
 		t.Error("random logs reach too little state")
 	}
 }

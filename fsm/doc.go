@@ -19,4 +19,20 @@
 //   - A session belongs to one owner incarnation. Commands naming a dead
 //     incarnation (older, or expired) are ignored, so a restarted or expired
 //     node can never resurrect its old sessions.
+//   - Incarnations are numbered by the cluster: OpOpenIncarnation's log
+//     index, never a clock. A node finds its number by the random nonce it
+//     proposed (Owner.Nonce). Only batches of an owner's live incarnation
+//     apply, each sequence number once. Owners whose incarnation a lease
+//     renewal opened (logs written before OpOpenIncarnation) keep the older
+//     rules, so an existing log replays to the state it always gave.
+//   - A connection that closes while its owner is healthy is removed at
+//     once, as nsqlookupd does. When the owner itself goes away (drain, a
+//     new process, a lapsed lease) its sessions become orphans: listed as
+//     before until a deadline carried by the command, or until a live
+//     session of the same producer identity has settled (its first
+//     replicated PING, by which nsqd has re-sent every REGISTER), or closes.
+//     Orphans are indexed by deadline and by identity, and live settled
+//     sessions counted per identity: no operation scans sessions.
+//   - Only valid commands are written (Validate, Encode); Apply still takes
+//     whatever an older build wrote.
 package fsm

@@ -47,7 +47,7 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 }
 
 // Restore replaces the registry with a snapshot's content: it is decoded into
-// a fresh registry, then swapped in under the lock.
+// a fresh state, then that one value is swapped in under the lock.
 func (f *FSM) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
 	data, err := io.ReadAll(rc)
@@ -61,8 +61,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	r := f.reg
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.members, r.owners, r.sessions, r.topics, r.batches = fresh.members, fresh.owners, fresh.sessions, fresh.topics, fresh.batches
-	r.appliedIndex = fresh.appliedIndex
+	r.state = fresh.state
 	return nil
 }
 

@@ -49,6 +49,11 @@ func goldenCommands() map[Op]Command {
 		OpRemoveMember:  {Op: OpRemoveMember, Member: Member{ID: "node-3"}},
 		OpCloseOwner:    {Op: OpCloseOwner, Session: SessionID{Owner: "node-1", Incarnation: 7}},
 		OpExpireLease:   {Op: OpExpireLease, Session: SessionID{Owner: "node-2", Incarnation: 3}, RenewIndex: 42},
+		OpOpenIncarnation: {Op: OpOpenIncarnation, Session: SessionID{Owner: "node-1"}, Nonce: 0x9e3779b97f4a7c15,
+			Time: at, Grace: int64(35 * time.Second)},
+		OpOrphanOwner:   {Op: OpOrphanOwner, Session: SessionID{Owner: "node-1", Incarnation: 812}, Time: at + int64(35*time.Second)},
+		OpOrphanLease:   {Op: OpOrphanLease, Session: SessionID{Owner: "node-2", Incarnation: 813}, RenewIndex: 900, Time: at},
+		OpExpireOrphans: {Op: OpExpireOrphans, Time: -at},
 	}
 }
 
@@ -65,8 +70,36 @@ func goldenBatch() Command {
 	)
 }
 
-// goldenRegistry builds a small fixed registry touching every snapshot section.
+// goldenRegistry builds a small fixed registry touching every snapshot
+// section, with incarnations of both eras: renewal-opened ones and
+// cluster-numbered ones with orphans, settled and unsettled sessions.
 func goldenRegistry(t testing.TB) *FSM {
+	h := legacyGoldenHarness(t)
+	// n4 opens incarnation 20 (the entry's index) with two sessions. Its
+	// next process opens 24: both become orphans; peerB's goes at once (s2
+	// of n1 is a settled live session of that identity), peerC's stays
+	// until 1s+35s, even once an unsettled live session of peerC opens.
+	// n5 opens 25 with a session that settles, then drains.
+	h.idx = 19
+	h.apply(
+		openInc("n4", 0xfeed, t0, 35*time.Second),
+		open(SessionID{"n4", 20, 1}, peerB, t0), open(SessionID{"n4", 20, 2}, peerC, t0),
+		batch("n4", 20, 1, register(SessionID{"n4", 20, 2}, "orders", "archive")),
+		openInc("n4", 0xbeef, ns(time.Second), 35*time.Second),
+		openInc("n5", 7, t0, time.Second),
+		open(SessionID{"n5", 25, 1}, peer6, t0),
+		renew("n5", 25, t0, Touch{Seq: 1, LastUpdate: ns(time.Second)}),
+		orphanOwner("n5", 25, ns(time.Minute)),
+		open(SessionID{"n4", 24, 1}, peerC, ns(2*time.Second)),
+	)
+	return h.f
+}
+
+// legacyGoldenRegistry is the registry testdata/snapshot_v1.golden holds,
+// built from commands that existed then.
+func legacyGoldenRegistry(t testing.TB) *FSM { return legacyGoldenHarness(t).f }
+
+func legacyGoldenHarness(t testing.TB) *harness {
 	h := newHarness(t)
 	h.apply(
 		setMember(Member{ID: "n1", RaftAddress: "h1:4162", HTTPAddress: "h1:4161", TCPAddress: "h1:4160"}),
@@ -80,7 +113,7 @@ func goldenRegistry(t testing.TB) *FSM {
 		tombstone("orders", "b.example:4151", ns(2*time.Second)),
 		renew("n1", 1, ns(3*time.Second), Touch{Seq: 1, LastUpdate: ns(3 * time.Second)}),
 	)
-	return h.f
+	return h
 }
 
 func TestGoldenCommands(t *testing.T) {
@@ -131,7 +164,25 @@ func TestGoldenSnapshot(t *testing.T) {
 		t.Error("restore(golden) -> snapshot differs from the golden bytes")
 	}
 	diffReads(t, "restored golden", reads(f.Registry()), reads(g.Registry()))
+	checkInvariants(t, g.Registry())
 	// The fixture is what the comments claim.
+	r := g.Registry()
+	ownerIs("n4", 24, false, 1)(t, r)
+	ownerIs("n5", 25, true, 0)(t, r)
+	orphansAre(map[SessionID]int64{{"n4", 20, 2}: ns(36 * time.Second), {"n5", 25, 1}: ns(time.Minute)})(t, r)
+	lookup("orders", true, []string{"archive", "live#ephemeral"}, peerA, peerC)(t, r)
+}
+
+// TestGoldenSnapshotV1: a snapshot written before orphans existed restores
+// to exactly the state that replaying its log gives today, so nodes that
+// restored it and nodes that replayed agree byte for byte.
+func TestGoldenSnapshotV1(t *testing.T) {
+	g := restored(t, readGolden(t, "snapshot_v1.golden"))
+	f := legacyGoldenRegistry(t)
+	if a, b := snapshotBytes(t, g), snapshotBytes(t, f); !bytes.Equal(a, b) {
+		t.Errorf("restore(v1 golden) and replay differ:\n%s%s", dump("restored", a), dump("replayed", b))
+	}
+	diffReads(t, "restored v1 golden", reads(f.Registry()), reads(g.Registry()))
 	r := g.Registry()
 	lookup("orders", true, []string{"archive", "live#ephemeral"}, peerA)(t, r)
 	lookupAt(at(tombLife+2*time.Second), "orders", true, []string{"archive", "live#ephemeral"}, peerA, peerB)(t, r)

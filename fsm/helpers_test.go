@@ -124,6 +124,20 @@ func removeMember(id string) Command {
 	return Command{Op: OpRemoveMember, Member: Member{ID: id}}
 }
 
+func openInc(owner string, nonce uint64, at int64, grace time.Duration) Command {
+	return Command{Op: OpOpenIncarnation, Session: SessionID{Owner: owner}, Nonce: nonce, Time: at, Grace: int64(grace)}
+}
+
+func orphanOwner(owner string, inc uint64, deadline int64) Command {
+	return Command{Op: OpOrphanOwner, Session: SessionID{Owner: owner, Incarnation: inc}, Time: deadline}
+}
+
+func orphanLease(owner string, inc, renewIndex uint64, deadline int64) Command {
+	return Command{Op: OpOrphanLease, Session: SessionID{Owner: owner, Incarnation: inc}, RenewIndex: renewIndex, Time: deadline}
+}
+
+func expireOrphans(now int64) Command { return Command{Op: OpExpireOrphans, Time: now} }
+
 func batch(owner string, inc, seq uint64, cmds ...Command) Command {
 	return Command{Op: OpBatch, Session: SessionID{Owner: owner, Incarnation: inc}, BatchSeq: seq, Batch: cmds}
 }
@@ -328,6 +342,30 @@ func noOwner(id string) check {
 	}
 }
 
+// orphansAre expects exactly these orphans, with their deadlines.
+func orphansAre(want map[SessionID]int64) check {
+	return func(t *testing.T, r *Registry) {
+		t.Helper()
+		got := map[SessionID]int64{}
+		for _, ps := range r.Debug() {
+			for _, p := range ps {
+				if p.Orphaned {
+					got[p.Session] = p.OrphanDeadline
+				}
+			}
+		}
+		if want == nil {
+			want = map[SessionID]int64{}
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("orphans = %v, want %v", got, want)
+		}
+		if n := r.Stats().Orphans; n != len(want) {
+			t.Errorf("Stats().Orphans = %d, want %d", n, len(want))
+		}
+	}
+}
+
 // lastUpdate expects a session's replicated last-update time (ok=false: no session).
 func lastUpdate(id SessionID, want int64, ok bool) check {
 	return func(t *testing.T, r *Registry) {
@@ -409,6 +447,18 @@ func checkInvariants(t testing.TB, r *Registry) {
 		switch {
 		case o == nil:
 			fail("session %v has no owner", id)
+		case s.orphaned:
+			if o.sessions[id] != nil {
+				fail("owner %s indexes orphan %v as live", id.Owner, id)
+			}
+			if _, ok := r.orphans[s.deadline][s]; !ok {
+				fail("orphan %v is not indexed under its deadline %d", id, s.deadline)
+			}
+			if _, ok := r.orphansOf[s.peer.Identity()][s]; !ok {
+				fail("orphan %v is not indexed under its identity", id)
+			}
+		case s.deadline != 0:
+			fail("live session %v has a deadline", id)
 		case o.sessions[id] != s:
 			fail("owner %s does not index session %v", id.Owner, id)
 		case o.inc != id.Incarnation || o.expired:
@@ -427,6 +477,43 @@ func checkInvariants(t testing.TB, r *Registry) {
 				fail("session %v: channel %s/%s back-reference broken", id, ch.topic.name, ch.name)
 			}
 		}
+	}
+	for d, group := range r.orphans {
+		if len(group) == 0 {
+			fail("empty orphan group at %d", d)
+		}
+		for s := range group {
+			if r.sessions[s.id] != s || !s.orphaned || s.deadline != d {
+				fail("orphan group %d holds %v (orphaned %v, deadline %d)", d, s.id, s.orphaned, s.deadline)
+			}
+		}
+	}
+	settled := map[Identity]int{}
+	orphans := 0
+	for _, s := range r.sessions {
+		if s.orphaned {
+			orphans++
+		} else if s.settled {
+			settled[s.peer.Identity()]++
+		}
+	}
+	if !reflect.DeepEqual(settled, r.settled) {
+		fail("settled counts %v, sessions say %v", r.settled, settled)
+	}
+	n := 0
+	for id, set := range r.orphansOf {
+		if len(set) == 0 {
+			fail("empty orphan set of %v", id)
+		}
+		for s := range set {
+			n++
+			if r.sessions[s.id] != s || !s.orphaned || s.peer.Identity() != id {
+				fail("orphans of %v hold %v (orphaned %v)", id, s.id, s.orphaned)
+			}
+		}
+	}
+	if n != orphans {
+		fail("identity index holds %d orphans, registry %d", n, orphans)
 	}
 	for name, o := range r.owners {
 		for id, s := range o.sessions {

@@ -15,11 +15,17 @@ const ephemeralSuffix = "#ephemeral"
 //
 // Model (nsqlookupd's RegistrationDB, indexed): a topic entry holds the
 // "topic:T:" key (which may be absent while channel keys remain, see
-// PROTOCOL.md §1.8) and its channel keys, each with the sessions that are its
+// docs/COMPATIBILITY.md#tcp-unregister) and its channel keys, each with the sessions that are its
 // producers. Sessions also index the keys that hold them, so closing one costs
 // what it registered, never a scan.
 type Registry struct {
-	mu       sync.RWMutex
+	mu sync.RWMutex
+	// *state is everything Apply changes and a snapshot holds. Restore
+	// replaces it whole, under the lock, so no field can be left behind.
+	*state
+}
+
+type state struct {
 	members  map[string]Member
 	owners   map[string]*owner
 	sessions map[SessionID]*session
@@ -27,24 +33,43 @@ type Registry struct {
 	// batches remembers the last batch applied per origin node, so a batch
 	// delivered twice by a retry is applied once.
 	batches map[string]batchMark
+	// orphans indexes orphaned sessions by deadline and orphansOf by
+	// producer identity, and settled counts the live settled sessions of
+	// each identity: expiring, superseding and checking for a live copy
+	// cost what they change, never a scan of sessions.
+	orphans   map[int64]map[*session]struct{}
+	orphansOf map[Identity]map[*session]struct{}
+	settled   map[Identity]int
 	// appliedIndex is the log index of the last applied entry.
 	appliedIndex uint64
 }
 
 type owner struct {
-	inc        uint64
+	inc uint64
+	// nonce is the Nonce of the OpOpenIncarnation that opened inc; 0 for
+	// an incarnation a lease renewal opened (logs written before
+	// OpOpenIncarnation existed), which keeps that era's batch rule.
+	nonce      uint64
 	expired    bool
 	renewedAt  int64
 	renewIndex uint64
-	sessions   map[SessionID]*session
+	// sessions holds the live sessions of inc, never orphans.
+	sessions map[SessionID]*session
 }
 
 type session struct {
 	id         SessionID
 	peer       PeerInfo
 	lastUpdate int64
-	topics     map[*topic]*producer
-	channels   map[*channel]struct{}
+	// settled: the session's first PING has been replicated, so nsqd has
+	// sent all its REGISTERs; only then does it supersede orphans.
+	settled bool
+	// orphaned: the owner went away, not the nsqd; the session stays
+	// listed until deadline (ns) unless a live one supersedes it.
+	orphaned bool
+	deadline int64
+	topics   map[*topic]*producer
+	channels map[*channel]struct{}
 }
 
 // producer is one session's record in one topic key: tombstones are per
@@ -74,13 +99,16 @@ type batchMark struct {
 
 // NewRegistry returns an empty registry.
 func NewRegistry() *Registry {
-	return &Registry{
-		members:  map[string]Member{},
-		owners:   map[string]*owner{},
-		sessions: map[SessionID]*session{},
-		topics:   map[string]*topic{},
-		batches:  map[string]batchMark{},
-	}
+	return &Registry{state: &state{
+		members:   map[string]Member{},
+		owners:    map[string]*owner{},
+		sessions:  map[SessionID]*session{},
+		topics:    map[string]*topic{},
+		batches:   map[string]batchMark{},
+		orphans:   map[int64]map[*session]struct{}{},
+		orphansOf: map[Identity]map[*session]struct{}{},
+		settled:   map[Identity]int{},
+	}}
 }
 
 func isEphemeral(name string) bool { return strings.HasSuffix(name, ephemeralSuffix) }
@@ -91,15 +119,23 @@ func isEphemeral(name string) bool { return strings.HasSuffix(name, ephemeralSuf
 func (r *Registry) apply(index uint64, c *Command) any {
 	switch c.Op {
 	case OpBatch:
-		mark, seen := r.batches[c.Session.Owner]
-		if seen && (c.Session.Incarnation < mark.inc || (c.Session.Incarnation == mark.inc && c.BatchSeq <= mark.seq)) {
-			// A duplicate delivery, or a late batch of a process that has
-			// since restarted (incarnations only grow): applied once, never.
-			return make([]error, len(c.Batch))
-		}
-		r.batches[c.Session.Owner] = batchMark{c.Session.Incarnation, c.BatchSeq}
 		results := make([]error, len(c.Batch))
+		switch r.acceptBatch(c) {
+		case batchDuplicate:
+			// Applied before: its results went to the first delivery.
+			return results
+		case batchStale:
+			// Its incarnation is over: nothing of it applies, and whoever
+			// waits on it must not take silence for success.
+			for i := range results {
+				results[i] = ErrStaleIncarnation
+			}
+			return results
+		}
 		for i := range c.Batch {
+			if c.Batch[i].Op == OpOpenIncarnation {
+				continue // numbered by its own entry's index, so never batched
+			}
 			if err, ok := r.apply(index, &c.Batch[i]).(error); ok {
 				results[i] = err
 			}
@@ -108,17 +144,34 @@ func (r *Registry) apply(index uint64, c *Command) any {
 	case OpOpenSession:
 		r.openSession(c.Session, c.Peer, c.Time)
 	case OpRegister:
-		if s := r.sessions[c.Session]; s != nil {
+		if s := r.live(c.Session); s != nil {
 			r.register(s, c.Topic, c.Channel)
 		}
 	case OpUnregister:
-		if s := r.sessions[c.Session]; s != nil {
+		if s := r.live(c.Session); s != nil {
 			r.unregister(s, c.Topic, c.Channel)
 		}
 	case OpCloseSession:
-		if s := r.sessions[c.Session]; s != nil {
+		if s := r.live(c.Session); s != nil {
+			// The nsqd hung up, so copies of it left by a lookupd that
+			// went away are gone too.
 			r.closeSession(s)
+			r.dropOrphansOf(s.peer.Identity())
 		}
+	case OpOpenIncarnation:
+		r.openIncarnation(index, c)
+	case OpOrphanOwner, OpOrphanLease:
+		o := r.owners[c.Session.Owner]
+		if o == nil || o.inc != c.Session.Incarnation || o.expired {
+			break
+		}
+		if c.Op == OpOrphanLease && o.renewIndex != c.RenewIndex {
+			break // renewed since the leader saw the lease lapse
+		}
+		r.orphanSessions(o, c.Time)
+		o.expired = true
+	case OpExpireOrphans:
+		r.expireOrphans(c.Time)
 	case OpRenewLease:
 		r.renewLease(index, c)
 	case OpExpireOwner, OpCloseOwner, OpExpireLease:
@@ -165,11 +218,23 @@ func (r *Registry) openSession(id SessionID, peer PeerInfo, now int64) {
 		id:         id,
 		peer:       peer,
 		lastUpdate: now,
-		topics:     map[*topic]*producer{},
-		channels:   map[*channel]struct{}{},
+		// Sessions of a renewal-opened incarnation count as settled from
+		// the start: a snapshot of that era does not record first PINGs,
+		// and replaying its log must give the state restoring it gives.
+		settled:  o.nonce == 0,
+		topics:   map[*topic]*producer{},
+		channels: map[*channel]struct{}{},
 	}
-	r.sessions[id] = s
-	o.sessions[id] = s
+	r.addLive(s, o)
+}
+
+// live returns a session that commands of its owner may still change: not
+// an orphan, whose owner's incarnation ended.
+func (r *Registry) live(id SessionID) *session {
+	if s := r.sessions[id]; s != nil && !s.orphaned {
+		return s
+	}
+	return nil
 }
 
 func (r *Registry) renewLease(index uint64, c *Command) {
@@ -187,13 +252,20 @@ func (r *Registry) renewLease(index uint64, c *Command) {
 		// The node restarted or recovered from expiry: its old sessions
 		// belong to connections that no longer exist.
 		r.dropSessions(o)
-		o.inc, o.expired = inc, false
+		o.inc, o.expired, o.nonce = inc, false, 0
 	}
 	o.renewedAt = c.Time
 	o.renewIndex = index
 	for _, t := range c.Touches {
-		if s := o.sessions[SessionID{id, inc, t.Seq}]; s != nil && t.LastUpdate > s.lastUpdate {
+		s := o.sessions[SessionID{id, inc, t.Seq}]
+		if s == nil {
+			continue
+		}
+		if t.LastUpdate > s.lastUpdate {
 			s.lastUpdate = t.LastUpdate
+		}
+		if !s.settled {
+			r.settle(s)
 		}
 	}
 }
@@ -276,7 +348,7 @@ func (r *Registry) unregister(s *session, topicName, channelName string) {
 }
 
 // closeSession removes a session from every key that holds it. No key is
-// deleted, not even an ephemeral one (PROTOCOL.md §1.10).
+// deleted, not even an ephemeral one (docs/COMPATIBILITY.md#tcp-close).
 func (r *Registry) closeSession(s *session) {
 	for t := range s.topics {
 		delete(t.producers, s)
@@ -287,6 +359,11 @@ func (r *Registry) closeSession(s *session) {
 	delete(r.sessions, s.id)
 	if o := r.owners[s.id.Owner]; o != nil {
 		delete(o.sessions, s.id)
+	}
+	if s.orphaned {
+		r.unindexOrphan(s)
+	} else if s.settled {
+		r.unsettle(s)
 	}
 }
 

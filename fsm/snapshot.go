@@ -11,49 +11,128 @@ import (
 // give equal bytes on every node. Sessions are referenced by id.
 //
 //	members:  id raft http tcp
-//	owners:   id incarnation expired renewedAt renewIndex
+//	owners:   id incarnation expired renewedAt renewIndex nonce
 //	batches:  origin incarnation seq
-//	sessions: session-id peer(remote hostname broadcast tcp http version) lastUpdate
+//	sessions: session-id peer(remote hostname broadcast tcp http version) lastUpdate settled orphaned deadline
 //	topics:   name hasKey producers[session-id tombstoned tombstonedAt] channels[name producers[session-id]]
 //	trailer:  appliedIndex
+//
+// Version 1 lacks the owner's nonce and the session's settled, orphaned and
+// deadline: it restores as a registry of that era (renewal-opened
+// incarnations, no orphans, every session settled).
 const (
 	snapshotMagic   = "RLKS"
-	snapshotVersion = 1
+	snapshotVersion = 2
 )
 
+// The snapshot's records, each with one field list for both directions. v
+// is the format version being written or read.
+
+func ownerFields(x fieldList, v byte, id *string, o *owner) {
+	x.str(id)
+	x.uvarint(&o.inc)
+	x.bool(&o.expired)
+	x.varint(&o.renewedAt)
+	x.uvarint(&o.renewIndex)
+	if v >= 2 {
+		x.uvarint(&o.nonce)
+	}
+}
+
+func batchMarkFields(x fieldList, origin *string, m *batchMark) {
+	x.str(origin)
+	x.uvarint(&m.inc)
+	x.uvarint(&m.seq)
+}
+
+func sessionRecordFields(x fieldList, v byte, s *session) {
+	sessionFields(x, &s.id)
+	peerFields(x, &s.peer)
+	x.varint(&s.lastUpdate)
+	if v >= 2 {
+		x.bool(&s.settled)
+		x.bool(&s.orphaned)
+		x.varint(&s.deadline)
+	}
+}
+
+// topicRecord is a topic entry as the snapshot holds it: sessions by id.
+type topicRecord struct {
+	name      string
+	hasKey    bool
+	producers []producerRecord
+	channels  []channelRecord
+}
+
+type producerRecord struct {
+	session      SessionID
+	tombstoned   bool
+	tombstonedAt int64
+}
+
+type channelRecord struct {
+	name      string
+	producers []SessionID
+}
+
+func (t *topicRecord) fields(x fieldList) {
+	x.str(&t.name)
+	x.bool(&t.hasKey)
+	list(x, &t.producers, 1, func(p *producerRecord) {
+		sessionFields(x, &p.session)
+		x.bool(&p.tombstoned)
+		x.varint(&p.tombstonedAt)
+	})
+	list(x, &t.channels, 1, func(ch *channelRecord) {
+		x.str(&ch.name)
+		list(x, &ch.producers, 1, func(id *SessionID) { sessionFields(x, id) })
+	})
+}
+
+// record returns t as the snapshot holds it, sorted.
+func (t *topic) record() topicRecord {
+	rec := topicRecord{name: t.name, hasKey: t.hasKey}
+	for _, s := range sortedSessions(t.producers) {
+		p := t.producers[s]
+		rec.producers = append(rec.producers, producerRecord{s.id, p.tombstoned, p.tombstonedAt})
+	}
+	for _, name := range sortedKeys(t.channels) {
+		ch := channelRecord{name: name}
+		for _, s := range sortedSessions(t.channels[name].producers) {
+			ch.producers = append(ch.producers, s.id)
+		}
+		rec.channels = append(rec.channels, ch)
+	}
+	return rec
+}
+
 func (r *Registry) encodeSnapshot() []byte {
+	const v = snapshotVersion
 	e := &encoder{b: make([]byte, 0, 1024)}
 	e.b = append(e.b, snapshotMagic...)
-	e.byte(snapshotVersion)
+	e.b = append(e.b, v)
 
 	ids := sortedKeys(r.members)
-	e.uvarint(uint64(len(ids)))
+	n := len(ids)
+	e.count(&n, 1)
 	for _, id := range ids {
 		m := r.members[id]
-		e.str(m.ID)
-		e.str(m.RaftAddress)
-		e.str(m.HTTPAddress)
-		e.str(m.TCPAddress)
+		memberFields(e, &m)
 	}
 
 	ids = sortedKeys(r.owners)
-	e.uvarint(uint64(len(ids)))
+	n = len(ids)
+	e.count(&n, 1)
 	for _, id := range ids {
-		o := r.owners[id]
-		e.str(id)
-		e.uvarint(o.inc)
-		e.bool(o.expired)
-		e.varint(o.renewedAt)
-		e.uvarint(o.renewIndex)
+		ownerFields(e, v, &id, r.owners[id])
 	}
 
 	ids = sortedKeys(r.batches)
-	e.uvarint(uint64(len(ids)))
+	n = len(ids)
+	e.count(&n, 1)
 	for _, id := range ids {
-		b := r.batches[id]
-		e.str(id)
-		e.uvarint(b.inc)
-		e.uvarint(b.seq)
+		m := r.batches[id]
+		batchMarkFields(e, &id, &m)
 	}
 
 	sids := make([]SessionID, 0, len(r.sessions))
@@ -61,46 +140,20 @@ func (r *Registry) encodeSnapshot() []byte {
 		sids = append(sids, id)
 	}
 	slices.SortFunc(sids, compareSession)
-	e.uvarint(uint64(len(sids)))
+	n = len(sids)
+	e.count(&n, 1)
 	for _, id := range sids {
-		s := r.sessions[id]
-		e.session(id)
-		e.str(s.peer.RemoteAddress)
-		e.str(s.peer.Hostname)
-		e.str(s.peer.BroadcastAddress)
-		e.varint(int64(s.peer.TCPPort))
-		e.varint(int64(s.peer.HTTPPort))
-		e.str(s.peer.Version)
-		e.varint(s.lastUpdate)
+		sessionRecordFields(e, v, r.sessions[id])
 	}
 
 	names := sortedKeys(r.topics)
-	e.uvarint(uint64(len(names)))
+	n = len(names)
+	e.count(&n, 1)
 	for _, name := range names {
-		t := r.topics[name]
-		e.str(name)
-		e.bool(t.hasKey)
-		ps := sortedSessions(t.producers)
-		e.uvarint(uint64(len(ps)))
-		for _, s := range ps {
-			p := t.producers[s]
-			e.session(s.id)
-			e.bool(p.tombstoned)
-			e.varint(p.tombstonedAt)
-		}
-		chs := sortedKeys(t.channels)
-		e.uvarint(uint64(len(chs)))
-		for _, chName := range chs {
-			ch := t.channels[chName]
-			e.str(chName)
-			cs := sortedSessions(ch.producers)
-			e.uvarint(uint64(len(cs)))
-			for _, s := range cs {
-				e.session(s.id)
-			}
-		}
+		rec := r.topics[name].record()
+		rec.fields(e)
 	}
-	e.uvarint(r.appliedIndex)
+	e.uvarint(&r.appliedIndex)
 	return e.b
 }
 
@@ -108,67 +161,50 @@ func decodeSnapshot(b []byte) (*Registry, error) {
 	if len(b) < len(snapshotMagic)+1 || string(b[:len(snapshotMagic)]) != snapshotMagic {
 		return nil, errors.New("fsm: restore: not a raftlookupd snapshot")
 	}
-	if v := b[len(snapshotMagic)]; v != snapshotVersion {
-		return nil, fmt.Errorf("fsm: restore: snapshot version %d, this build reads %d", v, snapshotVersion)
+	v := b[len(snapshotMagic)]
+	if v != 1 && v != snapshotVersion {
+		return nil, fmt.Errorf("fsm: restore: snapshot version %d, this build reads 1 to %d", v, snapshotVersion)
 	}
 	d := &decoder{b: b[len(snapshotMagic)+1:]}
 	r := NewRegistry()
+	var n int
 
-	for n := d.count(); n > 0 && d.err == nil; n-- {
-		m := Member{ID: d.str(), RaftAddress: d.str(), HTTPAddress: d.str(), TCPAddress: d.str()}
+	for d.count(&n, 1); n > 0 && d.ok(); n-- {
+		var m Member
+		memberFields(d, &m)
 		r.members[m.ID] = m
 	}
-	for n := d.count(); n > 0 && d.err == nil; n-- {
-		id := d.str()
-		r.owners[id] = &owner{inc: d.uvarint(), expired: d.bool(), renewedAt: d.varint(), renewIndex: d.uvarint(), sessions: map[SessionID]*session{}}
+	for d.count(&n, 1); n > 0 && d.ok(); n-- {
+		var id string
+		o := &owner{sessions: map[SessionID]*session{}}
+		ownerFields(d, v, &id, o)
+		r.owners[id] = o
 	}
-	for n := d.count(); n > 0 && d.err == nil; n-- {
-		id := d.str()
-		r.batches[id] = batchMark{inc: d.uvarint(), seq: d.uvarint()}
+	for d.count(&n, 1); n > 0 && d.ok(); n-- {
+		var origin string
+		var m batchMark
+		batchMarkFields(d, &origin, &m)
+		r.batches[origin] = m
 	}
-	for n := d.count(); n > 0 && d.err == nil; n-- {
-		s := &session{id: d.session(), topics: map[*topic]*producer{}, channels: map[*channel]struct{}{}}
-		s.peer = PeerInfo{RemoteAddress: d.str(), Hostname: d.str(), BroadcastAddress: d.str(), TCPPort: d.int(), HTTPPort: d.int(), Version: d.str()}
-		s.lastUpdate = d.varint()
-		o := r.owners[s.id.Owner]
-		if d.err == nil && o == nil {
-			d.fail(fmt.Errorf("session %s has no owner", s.id))
-		}
-		if d.err == nil {
-			r.sessions[s.id] = s
-			o.sessions[s.id] = s
-		}
-	}
-	session := func() *session {
-		id := d.session()
-		s := r.sessions[id]
-		if d.err == nil && s == nil {
-			d.fail(fmt.Errorf("unknown session %s", id))
-		}
-		return s
-	}
-	for n := d.count(); n > 0 && d.err == nil; n-- {
-		t := r.ensureTopic(d.str())
-		t.hasKey = d.bool()
-		for m := d.count(); m > 0 && d.err == nil; m-- {
-			s := session()
-			p := &producer{tombstoned: d.bool(), tombstonedAt: d.varint()}
-			if d.err == nil {
-				t.producers[s] = p
-				s.topics[t] = p
-			}
-		}
-		for m := d.count(); m > 0 && d.err == nil; m-- {
-			ch := r.ensureChannel(t, d.str())
-			for k := d.count(); k > 0 && d.err == nil; k-- {
-				if s := session(); d.err == nil {
-					ch.producers[s] = struct{}{}
-					s.channels[ch] = struct{}{}
-				}
+	for d.count(&n, 1); n > 0 && d.ok(); n-- {
+		s := &session{topics: map[*topic]*producer{}, channels: map[*channel]struct{}{}, settled: true}
+		sessionRecordFields(d, v, s)
+		if d.ok() {
+			if err := r.restoreSession(s); err != nil {
+				d.fail(err)
 			}
 		}
 	}
-	r.appliedIndex = d.uvarint()
+	for d.count(&n, 1); n > 0 && d.ok(); n-- {
+		var rec topicRecord
+		rec.fields(d)
+		if d.ok() {
+			if err := r.restoreTopic(&rec); err != nil {
+				d.fail(err)
+			}
+		}
+	}
+	d.uvarint(&r.appliedIndex)
 	if d.err == nil && len(d.b) != 0 {
 		d.fail(fmt.Errorf("%d trailing bytes", len(d.b)))
 	}
@@ -176,6 +212,55 @@ func decodeSnapshot(b []byte) (*Registry, error) {
 		return nil, fmt.Errorf("fsm: restore: corrupt snapshot: %w", d.err)
 	}
 	return r, nil
+}
+
+// restoreSession indexes a session read from a snapshot, after checking it
+// against its owner.
+func (r *Registry) restoreSession(s *session) error {
+	o := r.owners[s.id.Owner]
+	switch {
+	case o == nil:
+		return fmt.Errorf("session %s has no owner", s.id)
+	case r.sessions[s.id] != nil:
+		return fmt.Errorf("session %s twice", s.id)
+	case !s.orphaned && s.deadline != 0:
+		return fmt.Errorf("live session %s has a deadline", s.id)
+	case !s.orphaned && (o.inc != s.id.Incarnation || o.expired):
+		return fmt.Errorf("live session %s of a dead incarnation", s.id)
+	case s.orphaned:
+		r.sessions[s.id] = s
+		r.indexOrphan(s)
+	default:
+		r.addLive(s, o)
+	}
+	return nil
+}
+
+// restoreTopic rebuilds a topic entry, resolving its sessions.
+func (r *Registry) restoreTopic(rec *topicRecord) error {
+	t := r.ensureTopic(rec.name)
+	t.hasKey = rec.hasKey
+	for _, p := range rec.producers {
+		s := r.sessions[p.session]
+		if s == nil {
+			return fmt.Errorf("unknown session %s", p.session)
+		}
+		pr := &producer{tombstoned: p.tombstoned, tombstonedAt: p.tombstonedAt}
+		t.producers[s] = pr
+		s.topics[t] = pr
+	}
+	for _, chRec := range rec.channels {
+		ch := r.ensureChannel(t, chRec.name)
+		for _, id := range chRec.producers {
+			s := r.sessions[id]
+			if s == nil {
+				return fmt.Errorf("unknown session %s", id)
+			}
+			ch.producers[s] = struct{}{}
+			s.channels[ch] = struct{}{}
+		}
+	}
+	return nil
 }
 
 func sortedKeys[V any](m map[string]V) []string {

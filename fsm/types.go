@@ -10,6 +10,9 @@ import (
 var (
 	// ErrChannelNotFound is the result of deleting a channel that does not exist.
 	ErrChannelNotFound = errors.New("channel not found")
+	// ErrStaleIncarnation is the result of every command of a batch whose
+	// incarnation is no longer its owner's live one: nothing of it applied.
+	ErrStaleIncarnation = errors.New("incarnation is over; the batch was not applied")
 )
 
 // SessionID names one identified TCP connection cluster-wide: the node that owns
@@ -71,6 +74,10 @@ type DebugProducer struct {
 	LastUpdate   int64
 	Tombstoned   bool
 	TombstonedAt int64
+	// Orphaned: the session's owner went away; it stays listed until
+	// OrphanDeadline (ns) unless a live session supersedes it.
+	Orphaned       bool
+	OrphanDeadline int64
 }
 
 // Member is a cluster node's advertised addresses.
@@ -85,14 +92,19 @@ type Member struct {
 type Owner struct {
 	ID          string
 	Incarnation uint64
-	// Expired is set when the leader expired this incarnation's lease.
+	// Nonce is the OpOpenIncarnation nonce that opened Incarnation (0: a
+	// lease renewal opened it); a node finds its incarnation by it.
+	Nonce uint64
+	// Expired is set when the incarnation ended: its lease expired, or it
+	// was orphaned or closed.
 	Expired bool
 	// RenewedAt is the proposer's clock at the last renewal (ns), informational.
 	RenewedAt int64
 	// RenewIndex is the log index of the last renewal; the leader watches it
 	// change instead of comparing clocks across machines.
 	RenewIndex uint64
-	Sessions   int
+	// Sessions counts the live sessions of Incarnation.
+	Sessions int
 }
 
 // Touch carries a session's new last-update time in a lease renewal.
@@ -105,6 +117,7 @@ type Touch struct {
 const (
 	ResultOK              uint8 = 0
 	ResultChannelNotFound uint8 = 1
+	ResultStale           uint8 = 2
 	ResultUnknown         uint8 = 255
 )
 
@@ -115,6 +128,8 @@ func ResultCode(err error) uint8 {
 		return ResultOK
 	case errors.Is(err, ErrChannelNotFound):
 		return ResultChannelNotFound
+	case errors.Is(err, ErrStaleIncarnation):
+		return ResultStale
 	}
 	return ResultUnknown
 }
@@ -129,6 +144,8 @@ func ResultError(code uint8) error {
 		return nil
 	case ResultChannelNotFound:
 		return ErrChannelNotFound
+	case ResultStale:
+		return ErrStaleIncarnation
 	}
 	return ErrUnknownResult
 }

@@ -58,7 +58,7 @@ const (
 // and the entry fits MaxEntryBytes. Encode accepts exactly what Validate
 // accepts. The error wraps ErrInvalidCommand and names the op and the field.
 func (c *Command) Validate() error {
-	if err := c.validate(""); err != nil {
+	if err := c.validate(topLevel); err != nil {
 		return err
 	}
 	// Only a batch can outgrow an entry: the field limits keep any other
@@ -72,9 +72,14 @@ func (c *Command) Validate() error {
 	return nil
 }
 
-func (c *Command) validate(where string) error {
+// topLevel is validate's pos for a command that is not inside a batch.
+const topLevel = -1
+
+// validate checks c; pos is its index in a batch, or topLevel. Error texts
+// are built only on failure: this runs for every queued command.
+func (c *Command) validate(pos int) error {
 	bad := func(field, format string, args ...any) error {
-		return fmt.Errorf("%w: %s%v: %s %s", ErrInvalidCommand, where, c.Op, field, fmt.Sprintf(format, args...))
+		return fmt.Errorf("%w: %s%v: %s %s", ErrInvalidCommand, where(pos), c.Op, field, fmt.Sprintf(format, args...))
 	}
 	checkID := func(field, id string) error {
 		if id == "" || len(id) > MaxNodeIDLen {
@@ -104,10 +109,10 @@ func (c *Command) validate(where string) error {
 		}
 		for i := range c.Batch {
 			inner := &c.Batch[i]
-			if inner.Op == OpBatch {
-				return inner.bad(where+"batch["+strconv.Itoa(i)+"] ", "must be proposed as its own entry")
+			if inner.Op == OpBatch || inner.Op == OpOpenIncarnation {
+				return fmt.Errorf("%w: %s%v must be proposed as its own entry", ErrInvalidCommand, where(i), inner.Op)
 			}
-			if err := inner.validate(where + "batch[" + strconv.Itoa(i) + "] "); err != nil {
+			if err := inner.validate(i); err != nil {
 				return err
 			}
 		}
@@ -117,7 +122,7 @@ func (c *Command) validate(where string) error {
 			return err
 		}
 		if err := c.Peer.Validate(); err != nil {
-			return fmt.Errorf("%w: %s%v: %w", ErrInvalidCommand, where, c.Op, err)
+			return fmt.Errorf("%w: %s%v: %w", ErrInvalidCommand, where(pos), c.Op, err)
 		}
 		return nil
 	case OpRegister, OpUnregister:
@@ -126,13 +131,23 @@ func (c *Command) validate(where string) error {
 			channel = checkName("channel", c.Channel)
 		}
 		return first(checkID("session owner", c.Session.Owner), checkName("topic", c.Topic), channel)
-	case OpCloseSession, OpExpireOwner, OpCloseOwner, OpExpireLease:
+	case OpCloseSession, OpExpireOwner, OpCloseOwner, OpExpireLease, OpOrphanOwner, OpOrphanLease:
 		return checkID("session owner", c.Session.Owner)
 	case OpRenewLease:
 		if len(c.Touches) > MaxTouches {
 			return bad("touches", "must be at most %d, got %d", MaxTouches, len(c.Touches))
 		}
 		return checkID("session owner", c.Session.Owner)
+	case OpOpenIncarnation:
+		if c.Nonce == 0 {
+			return bad("nonce", "must not be 0")
+		}
+		if c.Grace < 0 {
+			return bad("grace", "must not be negative, got %d", c.Grace)
+		}
+		return checkID("session owner", c.Session.Owner)
+	case OpExpireOrphans:
+		return nil
 	case OpCreateTopic, OpDeleteTopic:
 		return checkName("topic", c.Topic)
 	case OpCreateChannel, OpDeleteChannel:
@@ -149,7 +164,7 @@ func (c *Command) validate(where string) error {
 	case OpRemoveMember:
 		return checkID("member id", c.Member.ID)
 	}
-	return fmt.Errorf("%w: %s%w %d", ErrInvalidCommand, where, ErrUnknownOp, uint8(c.Op))
+	return fmt.Errorf("%w: %s%w %d", ErrInvalidCommand, where(pos), ErrUnknownOp, uint8(c.Op))
 }
 
 // Validate reports whether an nsqd's IDENTIFY fits the limits of an
@@ -184,8 +199,12 @@ func first(errs ...error) error {
 	return nil
 }
 
-func (c *Command) bad(where, msg string) error {
-	return fmt.Errorf("%w: %s%v %s", ErrInvalidCommand, where, c.Op, msg)
+// where names a command's place in an error: "" or "batch[i] ".
+func where(pos int) string {
+	if pos == topLevel {
+		return ""
+	}
+	return "batch[" + strconv.Itoa(pos) + "] "
 }
 
 // quoteShort quotes a name for an error message without copying a huge one

@@ -156,7 +156,7 @@ func (r *Registry) Debug() map[string][]DebugProducer {
 }
 
 func debugProducer(s *session, p *producer) DebugProducer {
-	d := DebugProducer{Session: s.id, PeerInfo: s.peer, LastUpdate: s.lastUpdate}
+	d := DebugProducer{Session: s.id, PeerInfo: s.peer, LastUpdate: s.lastUpdate, Orphaned: s.orphaned, OrphanDeadline: s.deadline}
 	if p != nil {
 		d.Tombstoned, d.TombstonedAt = p.tombstoned, p.tombstonedAt
 	}
@@ -207,7 +207,7 @@ func (r *Registry) Owner(id string) (Owner, bool) {
 }
 
 func ownerView(id string, o *owner) Owner {
-	return Owner{ID: id, Incarnation: o.inc, Expired: o.expired, RenewedAt: o.renewedAt, RenewIndex: o.renewIndex, Sessions: len(o.sessions)}
+	return Owner{ID: id, Incarnation: o.inc, Nonce: o.nonce, Expired: o.expired, RenewedAt: o.renewedAt, RenewIndex: o.renewIndex, Sessions: len(o.sessions)}
 }
 
 // SessionLastUpdate returns a session's replicated last-update time.
@@ -223,7 +223,8 @@ func (r *Registry) SessionLastUpdate(id SessionID) (int64, bool) {
 
 // Stats counts what the registry holds, for metrics.
 type Stats struct {
-	Sessions, Topics, Channels, Producers int
+	// Sessions counts live sessions and orphans; Orphans the latter.
+	Sessions, Orphans, Topics, Channels, Producers int
 }
 
 // Stats returns the registry's counts. Producers counts topic and channel
@@ -232,6 +233,9 @@ func (r *Registry) Stats() Stats {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	st := Stats{Sessions: len(r.sessions)}
+	for _, group := range r.orphans {
+		st.Orphans += len(group)
+	}
 	for _, t := range r.topics {
 		if t.hasKey {
 			st.Topics++

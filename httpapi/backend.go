@@ -13,7 +13,7 @@ type Registry interface {
 	// Lookup answers /lookup: the channels of topic and its producers
 	// passed through f. found is false when no topic registration exists,
 	// which the caller turns into 404 TOPIC_NOT_FOUND. Topic "*" is the
-	// wildcard of PROTOCOL.md §3.3.
+	// wildcard of docs/COMPATIBILITY.md#wildcard.
 	Lookup(topic string, f fsm.Filter) (channels []string, producers []fsm.PeerInfo, found bool)
 	// Topics answers /topics: every topic registration, with or without
 	// producers.

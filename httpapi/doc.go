@@ -1,4 +1,4 @@
-// Package httpapi serves nsqlookupd 1.3.0's HTTP API (PROTOCOL.md §3) from the
+// Package httpapi serves nsqlookupd 1.3.0's HTTP API (docs/COMPATIBILITY.md#http-common) from the
 // replicated registry, plus raftlookupd's /cluster/* admin and node-to-node API.
 //
 // Invariants:
@@ -10,7 +10,7 @@
 //     every V1 response (errors included) carries X-NSQ-Content-Type; JSON
 //     lists are [] and never null; POST successes are 200 with an empty body
 //     and no Content-Type.
-//   - One deliberate difference (DESIGN.md "Bad input"): /topic/delete and
+//   - One deliberate difference (docs/COMPATIBILITY.md#diff-wildcard): /topic/delete and
 //     /topic/tombstone refuse the wildcard topic "*" with 400 INVALID_ARG_TOPIC
 //     instead of wiping or tombstoning at random. The reads keep the wildcard.
 //   - Reads are served from the local state machine after Cluster.ReadBarrier

@@ -10,7 +10,7 @@ import (
 	"github.com/raftlookupd/raftlookupd/wire"
 )
 
-// fakeRegistry follows nsqlookupd's RegistrationDB (PROTOCOL.md §2): a map
+// fakeRegistry follows nsqlookupd's RegistrationDB (docs/COMPATIBILITY.md#registry-model): a map
 // from (category, key, subkey) to producers keyed by peer id, wildcard "*"
 // lookups, per-registration tombstones, FilterByActive. It is the reference
 // the differential test holds this package to, so it mirrors nsqlookupd
@@ -81,7 +81,7 @@ func (r *fakeRegistry) register(p *fakePeer, topic, channel string) {
 	add(regKey{"topic", topic, ""})
 }
 
-// apply executes the HTTP commands as nsqlookupd's handlers do (§2.5).
+// apply executes the HTTP commands as nsqlookupd's handlers do (docs/COMPATIBILITY.md#registry-transitions).
 func (r *fakeRegistry) apply(cmd fsm.Command) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -81,7 +81,7 @@ func writeUnauthorized(w http.ResponseWriter) {
 }
 
 // accessLog logs one Debug line per request, like nsqlookupd's Info line but
-// at the level STYLE.md gives per-request events.
+// at Debug, the level for per-request events.
 func (s *Server) accessLog(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !s.logger.IsDebug() {

@@ -10,9 +10,9 @@ import (
 	"github.com/raftlookupd/raftlookupd/wire"
 )
 
-// wildcardTopic is the lookup wildcard of PROTOCOL.md §2.2. nsqlookupd lets
+// wildcardTopic is the lookup wildcard (docs/COMPATIBILITY.md#wildcard). nsqlookupd lets
 // it through /topic/delete (wiping every topic) and /topic/tombstone (one
-// random topic per peer); raftlookupd refuses it there (DESIGN.md "Bad input").
+// random topic per peer); raftlookupd refuses it there (docs/COMPATIBILITY.md#diff-wildcard).
 const wildcardTopic = "*"
 
 func (s *Server) handleCreateTopic(_ http.ResponseWriter, r *http.Request) (any, *apiError) {

@@ -32,7 +32,7 @@ func errorf(status int, message string) *apiError {
 	return &apiError{status: status, message: message}
 }
 
-// The nsqlookupd error texts of PROTOCOL.md §3, plus raftlookupd's own.
+// The nsqlookupd error texts (docs/COMPATIBILITY.md#http-endpoints), plus raftlookupd's own.
 var (
 	errInvalidRequest     = errorf(http.StatusBadRequest, "INVALID_REQUEST")
 	errMissingTopic       = errorf(http.StatusBadRequest, "MISSING_ARG_TOPIC")

@@ -27,7 +27,7 @@ func (s *Server) routes(reg *prometheus.Registry) http.Handler {
 	})
 	r.PanicHandler = s.recoverPanic
 
-	// nsqlookupd API (PROTOCOL.md §3.2).
+	// nsqlookupd API (docs/COMPATIBILITY.md#http-endpoints).
 	r.GET("/ping", s.handlePing)
 	r.GET("/info", v1(s.handleInfo))
 	r.GET("/debug", s.measured("debug", v1(s.handleDebug)))

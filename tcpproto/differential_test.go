@@ -105,12 +105,12 @@ func differentialScripts() []diffScript {
 	b := func(s string) []byte { return cat(magicV1, identifyFrame(s)) }
 	t64, t65 := strings.Repeat("a", 64), strings.Repeat("b", 65)
 	return []diffScript{
-		// §1.1 magic
+		// magic (docs/COMPATIBILITY.md#tcp-handshake)
 		{"bad magic V2", cat("  V2PING\n"), 1},
 		{"bad magic HTTP", cat("GET / HTTP/1.1\r\nHost: x\r\n\r\n"), 1},
 		{"short magic", cat("  V"), 0},
 		{"magic only", cat(magicV1), 0},
-		// §1.2 framing
+		// framing (#tcp-framing)
 		{"ping", cat(magicV1, "PING\n"), 1},
 		{"ping with params", cat(magicV1, "PING a b c\n"), 1},
 		{"crlf and padding", cat(magicV1, "PING\r\n  PING  \r\n\tPING\t\n"), 3},
@@ -121,7 +121,7 @@ func differentialScripts() []diffScript {
 		{"tab separator", cat(magicV1, "REGISTER\tt\n"), 1},
 		{"unknown command", cat(magicV1, "INVALID_COMMAND\n"), 1},
 		{"error stops pipeline", cat(magicV1, "PING\nFOO\nPING\n"), 2},
-		// §1.5 IDENTIFY
+		// IDENTIFY (#tcp-identify)
 		{"identify", id(), 1},
 		{"identify line params ignored", cat(magicV1, "IDENTIFY a b\n", identifyFrame(body)[len("IDENTIFY\n"):]), 1},
 		{"identify again", id("IDENTIFY\n"), 2},
@@ -153,7 +153,7 @@ func differentialScripts() []diffScript {
 		{"remote_address number", b(`{"remote_address":1,"broadcast_address":"a","http_port":5555,"tcp_port":5000,"version":"v"}`), 1},
 		{"null field", b(`{"broadcast_address":null,"http_port":5555,"tcp_port":5000,"version":"v"}`), 1},
 		{"identify then commands in one write", id("REGISTER t\nPING\n"), 3},
-		// §1.6-1.8 PING, REGISTER, UNREGISTER
+		// PING, REGISTER, UNREGISTER (#tcp-ping .. #tcp-unregister)
 		{"ping after identify", id("PING\n"), 2},
 		{"register before identify", cat(magicV1, "REGISTER t\n"), 1},
 		{"unregister before identify", cat(magicV1, "UNREGISTER t\n"), 1},
@@ -187,9 +187,11 @@ func differentialScripts() []diffScript {
 // crashes or allocates them) and over-long lines, where we deliberately
 // differ.
 func TestDifferentialAgainstNSQLookupd(t *testing.T) {
+	// nsqlookupd answers IDENTIFY with the OS hostname (it cannot start
+	// without one), so ours must be given the same.
 	host, err := os.Hostname()
 	if err != nil {
-		t.Skipf("no hostname: %v", err)
+		t.Fatalf("no hostname to compare IDENTIFY replies with: %v", err)
 	}
 	const broadcast = "lookupd.example"
 	ref := startNSQLookupd(t, broadcast)

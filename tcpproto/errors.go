@@ -26,7 +26,7 @@ func fatal(cause error, text string) *clientError {
 	return &clientError{text: text, cause: cause}
 }
 
-// Texts nsqlookupd 1.3.0 sends, byte for byte (PROTOCOL.md §1.9). Clients
+// Texts nsqlookupd 1.3.0 sends, byte for byte (docs/COMPATIBILITY.md#tcp-errors). Clients
 // tell errors from replies only by the E_ prefix, but operators grep them.
 const (
 	textBadProtocol       = "E_BAD_PROTOCOL"
@@ -55,7 +55,7 @@ func errBadChannel(cmd, channel string) *clientError {
 	return fatal(nil, "E_BAD_CHANNEL "+cmd+" channel name '"+channel+"' is not valid")
 }
 
-// Texts of the deliberate departures (DESIGN.md "Bad input"): nsqlookupd
+// Texts of the deliberate departures (docs/COMPATIBILITY.md#diff-tcp-limits): nsqlookupd
 // crashes or grows without bound where these are sent.
 
 func errBodySize(n int32) *clientError {

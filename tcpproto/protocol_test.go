@@ -33,7 +33,7 @@ func cat(parts ...any) []byte {
 	return b
 }
 
-// TestErrorCatalogue sends every error of PROTOCOL.md §1.9 (and the
+// TestErrorCatalogue sends every error of docs/COMPATIBILITY.md#tcp-errors (and the
 // deliberate departures) and checks the exact frames, then that the server
 // closed the connection.
 func TestErrorCatalogue(t *testing.T) {
@@ -85,7 +85,7 @@ func TestErrorCatalogue(t *testing.T) {
 		{"unregister bad channel", withIdent("UNREGISTER t c:d\n"), false, []string{ident, "E_BAD_CHANNEL UNREGISTER channel name 'c:d' is not valid"}},
 		{"raw bytes quoted", withIdent("REGISTER \xff\xfe\n"), false, []string{ident, "E_BAD_TOPIC REGISTER topic name '\xff\xfe' is not valid"}},
 
-		// Deliberate departures (DESIGN.md "Bad input").
+		// Deliberate departures (docs/COMPATIBILITY.md#diff-tcp-limits).
 		{"negative body size", cat(magicV1, identifyFrameN(-1)), false, []string{"E_BAD_BODY IDENTIFY invalid body size -1"}},
 		{"2 GiB body size", cat(magicV1, identifyFrameN(1<<31-1)), false, []string{"E_BAD_BODY IDENTIFY invalid body size 2147483647"}},
 		{"body over limit", cat(magicV1, identifyFrameN(65537)), false, []string{"E_BAD_BODY IDENTIFY invalid body size 65537"}},

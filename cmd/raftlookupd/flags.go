@@ -85,6 +85,7 @@ func newFlagSet(o *options, raw *rawFlags) *flag.FlagSet {
 	fs.StringVar(&c.TLS.KeyFile, "tls-key", "", "PEM private key of -tls-cert")
 	fs.StringVar(&c.TLS.CAFile, "tls-ca", "", "PEM CA that signs every member's certificate; peers without one are refused")
 	fs.DurationVar(&c.LeaseTimeout, "lease-timeout", c.LeaseTimeout, "drop every session of a node whose lease was not renewed for this long")
+	fs.DurationVar(&c.OrphanGrace, "orphan-grace", c.OrphanGrace, "how long a gone node's sessions stay listed (orphans) unless their nsqd registers again first")
 	fs.DurationVar(&c.LeaseRenewInterval, "lease-renew-interval", c.LeaseRenewInterval, "how often a node renews its lease and replicates PING times")
 	fs.DurationVar(&c.HeartbeatTimeout, "raft-heartbeat-timeout", c.HeartbeatTimeout, "Raft heartbeat timeout")
 	fs.DurationVar(&c.ElectionTimeout, "raft-election-timeout", c.ElectionTimeout, "Raft election timeout")

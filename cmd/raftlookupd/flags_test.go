@@ -49,6 +49,7 @@ var flagCases = []struct {
 	{"tls-cert", "/c.pem", `"/c.pem"`, []string{"-tls-key", "/k.pem", "-tls-ca", "/ca.pem"}, func(o *options) any { return o.cluster.TLS.CertFile }, "/c.pem"},
 	{"tls-key", "/k.pem", `"/k.pem"`, []string{"-tls-cert", "/c.pem", "-tls-ca", "/ca.pem"}, func(o *options) any { return o.cluster.TLS.KeyFile }, "/k.pem"},
 	{"tls-ca", "/ca.pem", `"/ca.pem"`, []string{"-tls-cert", "/c.pem", "-tls-key", "/k.pem"}, func(o *options) any { return o.cluster.TLS.CAFile }, "/ca.pem"},
+	{"orphan-grace", "50s", `"50s"`, nil, func(o *options) any { return o.cluster.OrphanGrace }, 50 * time.Second},
 	{"lease-timeout", "30s", `"30s"`, nil, func(o *options) any { return o.cluster.LeaseTimeout }, 30 * time.Second},
 	{"lease-renew-interval", "1s", `1000`, nil, func(o *options) any { return o.cluster.LeaseRenewInterval }, time.Second},
 	{"raft-heartbeat-timeout", "500ms", `"500ms"`, nil, func(o *options) any { return o.cluster.HeartbeatTimeout }, 500 * time.Millisecond},

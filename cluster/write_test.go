@@ -1,0 +1,78 @@
+package cluster
+
+import (
+	"errors"
+	"net"
+	"testing"
+
+	"github.com/raftlookupd/raftlookupd/fsm"
+	"github.com/raftlookupd/raftlookupd/wire"
+)
+
+// The leader accepts from a member only what that member's queue produces.
+func TestCheckForwarded(t *testing.T) {
+	own := fsm.SessionID{Owner: "n2", Incarnation: 3, Seq: 1}
+	other := fsm.SessionID{Owner: "n3", Incarnation: 3, Seq: 1}
+	batch := func(cmds ...fsm.Command) fsm.Command {
+		return fsm.Command{Op: fsm.OpBatch, Session: fsm.SessionID{Owner: "n2", Incarnation: 3}, BatchSeq: 1, Batch: cmds}
+	}
+	for _, tc := range []struct {
+		name string
+		c    fsm.Command
+		ok   bool
+	}{
+		{"own sessions and client mutations", batch(
+			fsm.Command{Op: fsm.OpOpenSession, Session: own, Peer: testPeer},
+			fsm.Command{Op: fsm.OpRegister, Session: own, Topic: "t"},
+			fsm.Command{Op: fsm.OpRenewLease, Session: fsm.SessionID{Owner: "n2", Incarnation: 3}},
+			fsm.Command{Op: fsm.OpSetMember, Member: fsm.Member{ID: "n2", RaftAddress: "h:1"}},
+			fsm.Command{Op: fsm.OpCreateTopic, Topic: "t"},
+			fsm.Command{Op: fsm.OpTombstone, Topic: "t", Node: "h:1"},
+		), true},
+		{"not a batch", fsm.Command{Op: fsm.OpCreateTopic, Topic: "t"}, false},
+		{"another node's session", batch(fsm.Command{Op: fsm.OpRegister, Session: other, Topic: "t"}), false},
+		{"another node's close", batch(fsm.Command{Op: fsm.OpCloseSession, Session: other}), false},
+		{"another node's lease", batch(fsm.Command{Op: fsm.OpCloseOwner, Session: fsm.SessionID{Owner: "n3", Incarnation: 3}}), false},
+		{"another node's member record", batch(fsm.Command{Op: fsm.OpSetMember, Member: fsm.Member{ID: "n3", RaftAddress: "h:1"}}), false},
+		{"lease expiry is a leader duty", batch(fsm.Command{Op: fsm.OpExpireLease, Session: fsm.SessionID{Owner: "n3", Incarnation: 3}}), false},
+		{"member removal is a leader duty", batch(fsm.Command{Op: fsm.OpRemoveMember, Member: fsm.Member{ID: "n3"}}), false},
+		{"invalid name", batch(fsm.Command{Op: fsm.OpCreateTopic, Topic: "bad$"}), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := checkForwarded(&tc.c)
+			if tc.ok && err != nil {
+				t.Fatalf("refused: %v", err)
+			}
+			if !tc.ok && !errors.Is(err, wire.ErrBadRequest) {
+				t.Fatalf("got %v, want wire.ErrBadRequest", err)
+			}
+		})
+	}
+}
+
+// Without TLS, the RPC admits the IPs members' Raft addresses resolve to,
+// and loopback; names are resolved again at most once a second on a miss.
+func TestMemberIPs(t *testing.T) {
+	lookups := 0
+	m := &memberIPs{
+		servers: func() []string { return []string{"10.0.0.1:4162", "node2:4162", "bad"} },
+		resolve: func(host string) ([]net.IP, error) {
+			lookups++
+			if host == "node2" {
+				return []net.IP{net.ParseIP("10.0.0.2")}, nil
+			}
+			return nil, errors.New("no such host")
+		},
+	}
+	for remote, want := range map[string]bool{
+		"10.0.0.1:5555": true, "10.0.0.2:1": true, "127.0.0.1:9": true, "[::1]:9": true,
+		"10.0.0.3:1": false, "garbage": false, "node2:1": false,
+	} {
+		if got := m.allowed(remote); got != want {
+			t.Errorf("allowed(%q) = %v, want %v", remote, got, want)
+		}
+	}
+	if lookups != 1 {
+		t.Errorf("%d lookups, want 1 (misses within a second reuse the last resolution)", lookups)
+	}
+}
