@@ -25,8 +25,8 @@ import (
 // The node-to-node RPC is HTTP/1.1 on RPC streams of the Raft port (mux.go):
 // forwarded batches, read-index requests, the status fan-out, join, leave,
 // transfer and restore requests forwarded to the leader (backup.go), and
-// discovery's hello (discovery.go). None of it exists on
-// the client HTTP port. Both halves live here.
+// discovery's hello (discovery.go). None of it exists on the client HTTP
+// port. Both halves live here.
 const (
 	rpcApply     = "/rpc/apply"
 	rpcReadIndex = "/rpc/read-index"
