@@ -25,9 +25,10 @@ run: build
 vet:
 	go vet ./...
 
-# Figures against nsqlookupd 1.3.0, both measured in this run (a few minutes).
+# Figures against nsqlookupd 1.3.0, all measured in this run (about 25
+# minutes), into bench/RESULTS.md and the README's performance table.
 bench:
-	go run ./bench -out bench/RESULTS.md
+	go run ./bench -out bench/RESULTS.md -readme README.md
 
 # Container images (deploy/). Nothing is pulled: static binaries are built on
 # the host and copied into FROM scratch images, each from a context directory

@@ -25,11 +25,17 @@ type producer struct {
 }
 
 func dialProducer(tcpAddr string, port int) (*producer, error) {
+	return dialProducerBuf(tcpAddr, port, 64<<10)
+}
+
+// dialProducerBuf is dialProducer with a write buffer of the given size:
+// thousands of storm connections need no 64 KiB each.
+func dialProducerBuf(tcpAddr string, port, bufSize int) (*producer, error) {
 	c, err := net.DialTimeout("tcp", tcpAddr, 2*time.Second)
 	if err != nil {
 		return nil, err
 	}
-	p := &producer{conn: c, r: bufio.NewReader(c), w: bufio.NewWriterSize(c, 64<<10)}
+	p := &producer{conn: c, r: bufio.NewReader(c), w: bufio.NewWriterSize(c, bufSize)}
 	body, _ := json.Marshal(map[string]any{"broadcast_address": "127.0.0.1", "hostname": "bench",
 		"tcp_port": port, "http_port": port + 1, "version": "1.3.0"})
 	p.w.WriteString("  V1IDENTIFY\n")
@@ -222,6 +228,12 @@ func dialRaw(host string) (*rawClient, error) {
 
 // get sends one request and reads the whole response; it returns the status.
 func (c *rawClient) get(path string) (int, error) {
+	status, _, err := c.getSize(path)
+	return status, err
+}
+
+// getSize is get that also returns the body's length.
+func (c *rawClient) getSize(path string) (int, int, error) {
 	c.buf = append(c.buf[:0], "GET "...)
 	c.buf = append(c.buf, path...)
 	c.buf = append(c.buf, " HTTP/1.1\r\nHost: "...)
@@ -229,24 +241,24 @@ func (c *rawClient) get(path string) (int, error) {
 	c.buf = append(c.buf, "\r\nAccept: application/vnd.nsq; version=1.0\r\n\r\n"...)
 	c.conn.SetDeadline(time.Now().Add(10 * time.Second))
 	if _, err := c.conn.Write(c.buf); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	line, err := c.r.ReadSlice('\n')
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	if len(line) < 12 {
-		return 0, fmt.Errorf("bad status line %q", line)
+		return 0, 0, fmt.Errorf("bad status line %q", line)
 	}
 	status, err := strconv.Atoi(string(line[9:12]))
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	length := -1
 	for {
 		h, err := c.r.ReadSlice('\n')
 		if err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		if len(h) <= 2 {
 			break
@@ -256,10 +268,10 @@ func (c *rawClient) get(path string) (int, error) {
 		}
 	}
 	if length < 0 {
-		return 0, fmt.Errorf("response without Content-Length")
+		return 0, 0, fmt.Errorf("response without Content-Length")
 	}
 	_, err = c.r.Discard(length)
-	return status, err
+	return status, length, err
 }
 
 // waitUntil polls cond until it holds or the timeout passes.

@@ -6,8 +6,13 @@
 // nsqlookupd), raftlookupd a three-node cluster. Load comes from this
 // process over loopback.
 //
-//	go run ./bench                 # everything, about ten minutes
-//	go run ./bench -only lookup    # one scenario
+//	go run ./bench                   # everything, about forty minutes
+//	go run ./bench -only lookup      # one scenario
+//	go run ./bench -only scale -scale-producers 300 -scale-topics 10  # a small check
+//	go run ./bench -only scale -profile-dir /tmp/prof  # CPU and heap profiles of the nodes
+//
+// Every figure of one run goes to stdout and -out; with -readme, and when
+// every scenario ran, the README's performance table is rewritten from it.
 package main
 
 import (
@@ -18,6 +23,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -26,33 +32,74 @@ import (
 var workDir string
 
 type config struct {
-	sizes    []int
-	clients  int
-	duration time.Duration
-	trials   int
-	dbFor    time.Duration
-	dbRenew  time.Duration
-	only     string
-	out      io.Writer
+	sizes          []int
+	clients        int
+	duration       time.Duration
+	trials         int
+	idle           time.Duration
+	stormProducers int
+	scaleProducers int
+	scaleTopics    int
+	dbFor          time.Duration
+	dbRenew        time.Duration
+	only           string
+	profileDir     string
+	out            io.Writer
+	fig            *figures
+}
+
+var scenarios = []struct {
+	name string
+	run  func(config, string, string) error
+}{
+	{"lookup", benchLookup},
+	{"storm", benchStorm},
+	{"storm-every", benchStormEverywhere},
+	{"scale", benchScale},
+	{"failover", benchFailover},
+	{"latency", benchLatency},
+	{"db", benchDBGrowth},
 }
 
 func main() {
 	var c config
-	sizes := flag.String("sizes", "3000,30000,300000", "registrations per /lookup run (10 producers x N topics x 2 channels)")
+	sizes := flag.String("sizes", "3000,30000,300000,900000", "registrations per /lookup run (10 producers x N topics x 2 channels)")
 	flag.IntVar(&c.clients, "clients", 32, "concurrent keep-alive /lookup clients")
-	flag.DurationVar(&c.duration, "duration", 5*time.Second, "length of each throughput run")
+	flag.DurationVar(&c.duration, "duration", 6*time.Second, "length of each throughput run (in 3 turns per target for /lookup)")
 	flag.IntVar(&c.trials, "trials", 5, "failover trials")
+	flag.DurationVar(&c.idle, "idle", 10*time.Minute, "how long an idle cluster with the default flags is watched for leader changes (0: not at all)")
+	flag.IntVar(&c.stormProducers, "storm-producers", 100, "producers in the equal-footing storm, each connected to all three lookupds")
+	flag.IntVar(&c.scaleProducers, "scale-producers", 9000, "producer identities in the scale run")
+	flag.IntVar(&c.scaleTopics, "scale-topics", 100, "topics each scale producer registers")
 	flag.DurationVar(&c.dbFor, "db-duration", 240*time.Second, "how long to watch raft.db grow under 100 pinging producers")
 	flag.DurationVar(&c.dbRenew, "db-renew", 5*time.Millisecond, "lease renew interval in the raft.db run; below 2s it compresses hours of log entries into the run (5ms: a day in about 4 minutes)")
-	flag.StringVar(&c.only, "only", "", "run one scenario: lookup, storm, failover, latency, db")
+	var names []string
+	for _, s := range scenarios {
+		names = append(names, s.name)
+	}
+	flag.StringVar(&c.only, "only", "", "run one scenario: "+strings.Join(names, ", "))
 	outPath := flag.String("out", "", "also write the report to this file")
+	flag.StringVar(&c.profileDir, "profile-dir", "", "write profiles here: the follower's CPU under /lookup load (its first turn, at each size), every node's CPU during the scale storm and heap after it")
+	readmePath := flag.String("readme", "", "rewrite this README's performance table when every scenario ran")
+	ceilingAddr := flag.String("ceiling-serve", "", "internal: serve the HTTP ceiling on this address")
+	ceilingBody := flag.Int("ceiling-body", 0, "internal: the ceiling's body length")
 	flag.Parse()
+	if *ceilingAddr != "" {
+		serveCeiling(*ceilingAddr, *ceilingBody)
+		return
+	}
 	for _, s := range strings.Split(*sizes, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
 		if err != nil || n < 20 {
 			fatalf("bad -sizes entry %q", s)
 		}
 		c.sizes = append(c.sizes, n)
+	}
+	if c.only != "" && !slices.Contains(names, c.only) {
+		fatalf("unknown scenario %q (have %s)", c.only, strings.Join(names, ", "))
+	}
+	if c.scaleProducers < 3 || c.scaleTopics < 1 || c.stormProducers < 1 {
+		fatalf("-scale-producers must be at least 3, -scale-topics and -storm-producers at least 1")
 	}
 	var err error
 	if workDir, err = os.MkdirTemp("", "raftlookupd-bench-"); err != nil {
@@ -61,25 +108,32 @@ func main() {
 	defer os.RemoveAll(workDir)
 	var report strings.Builder
 	c.out = io.MultiWriter(os.Stdout, &report)
+	c.fig = &figures{}
 
 	ref, raft := buildBinaries()
 	fmt.Fprintf(c.out, "# raftlookupd vs nsqlookupd 1.3.0\n\n%s, %d cores, %s; %d /lookup clients, %v per run.\n\n",
 		cpuModel(), runtime.NumCPU(), runtime.Version(), c.clients, c.duration)
-	run := func(name string, f func(config, string, string) error) {
-		if c.only != "" && c.only != name {
-			return
+	for _, s := range scenarios {
+		if c.only != "" && c.only != s.name {
+			continue
 		}
-		if err := f(c, ref, raft); err != nil {
-			fatalf("%s: %v", name, err)
+		start := time.Now()
+		if err := s.run(c, ref, raft); err != nil {
+			fatalf("%s: %v", s.name, err)
 		}
+		fmt.Fprintf(os.Stderr, "bench: %s took %v\n", s.name, time.Since(start).Round(time.Second))
 	}
-	run("lookup", benchLookup)
-	run("storm", benchStorm)
-	run("failover", benchFailover)
-	run("latency", benchLatency)
-	run("db", benchDBGrowth)
 	if *outPath != "" {
 		if err := os.WriteFile(*outPath, []byte(report.String()), 0o644); err != nil {
+			fatalf("%v", err)
+		}
+	}
+	if *readmePath != "" {
+		if c.only != "" {
+			fmt.Fprintf(os.Stderr, "bench: %s not rewritten: only %s ran\n", *readmePath, c.only)
+			return
+		}
+		if err := rewriteReadme(*readmePath, c.fig.table()); err != nil {
 			fatalf("%v", err)
 		}
 	}

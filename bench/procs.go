@@ -76,8 +76,10 @@ func freePort() int {
 
 func addr(port int) string { return "127.0.0.1:" + strconv.Itoa(port) }
 
-func startReference(bin string) (*proc, error) {
-	p := &proc{name: "nsqlookupd", bin: bin, tcp: addr(freePort()), http: addr(freePort())}
+func startReference(bin string) (*proc, error) { return startReferenceNamed(bin, "nsqlookupd") }
+
+func startReferenceNamed(bin, name string) (*proc, error) {
+	p := &proc{name: name, bin: bin, tcp: addr(freePort()), http: addr(freePort())}
 	p.args = []string{"-tcp-address", p.tcp, "-http-address", p.http, "-broadcast-address", "127.0.0.1", "-log-level", "warn"}
 	if err := p.start(); err != nil {
 		return nil, err

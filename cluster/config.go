@@ -127,6 +127,16 @@ type Config struct {
 	SnapshotThreshold uint64
 	TrailingLogs      uint64
 
+	// MaxSessions caps the sessions (TCP connections that identified, orphans
+	// included) the whole cluster holds (default 100000; 0: no cap). Beyond
+	// it IDENTIFY fails on every node.
+	MaxSessions int
+	// MaxRegistrations caps the registrations the whole cluster holds:
+	// producer records of topics and channels plus the keys themselves
+	// (default 10000000; 0: no cap). Beyond it REGISTER and HTTP creates
+	// fail on every node.
+	MaxRegistrations int
+
 	// MaxBatch is the most commands one log entry carries (default 4096).
 	MaxBatch int
 	// MaxQueue is the most commands waiting for replication (default 1<<20);
@@ -151,6 +161,8 @@ func DefaultConfig() Config {
 		SnapshotInterval:        60 * time.Second,
 		SnapshotThreshold:       8192,
 		TrailingLogs:            10240,
+		MaxSessions:             100000,
+		MaxRegistrations:        10000000,
 		MaxBatch:                4096,
 		MaxQueue:                1 << 20,
 	}
@@ -167,6 +179,9 @@ func (c Config) Validate() error {
 		if len(addr) > fsm.MaxAddressLen {
 			bad("%s advertise address longer than %d bytes", name, fsm.MaxAddressLen)
 		}
+	}
+	if c.MaxSessions < 0 || c.MaxRegistrations < 0 {
+		bad("max sessions %d and max registrations %d must not be negative", c.MaxSessions, c.MaxRegistrations)
 	}
 	if c.MaxBatch > fsm.MaxBatchCommands {
 		bad("max batch %d exceeds %d commands per entry", c.MaxBatch, fsm.MaxBatchCommands)

@@ -24,6 +24,7 @@ func (n *Node) leaseLoop() {
 		case <-n.sessions.kick:
 			n.renewLease()
 		case <-check.C:
+			n.refreshCounts()
 			n.checkExpired()
 			n.checkServing(&wasMember)
 			pub = n.publishMember(pub)

@@ -182,3 +182,38 @@ func TestRemovedNodeStopsAcknowledging(t *testing.T) {
 		t.Fatalf("repeated leave through a member: %v", err)
 	}
 }
+
+// The cluster-wide caps refuse new sessions, registrations and HTTP creates
+// on every node, with wire.ErrLimit, once the registry holds them.
+func TestClusterCaps(t *testing.T) {
+	tc := newTestCluster(t)
+	startThreeWith(tc, func(c *cluster.Config) { c.MaxSessions = 2; c.MaxRegistrations = 4 })
+	l, f := tc.leader(), tc.follower()
+	a := l.open(t, 4150)
+	b := f.open(t, 4152)
+	waitFor(t, 5*time.Second, func() error {
+		if _, err := f.node.OpenSession(peer(4154)); !errors.Is(err, wire.ErrLimit) {
+			return fmt.Errorf("third session: %v, want wire.ErrLimit", err)
+		}
+		return nil
+	})
+	l.register(t, a, "t1", "c1") // topic key, channel key, two producer records
+	waitFor(t, 5*time.Second, func() error {
+		if err := f.node.Register(b, "t2", ""); !errors.Is(err, wire.ErrLimit) {
+			return fmt.Errorf("register beyond the cap: %v, want wire.ErrLimit", err)
+		}
+		return nil
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := f.node.Propose(ctx, fsm.Command{Op: fsm.OpCreateTopic, Topic: "t3"}); !errors.Is(err, wire.ErrLimit) {
+		t.Fatalf("HTTP create beyond the cap: %v, want wire.ErrLimit", err)
+	}
+	// Deleting is always allowed, and frees room.
+	if err := f.node.Propose(ctx, fsm.Command{Op: fsm.OpDeleteTopic, Topic: "t1"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, func() error {
+		return f.node.Propose(ctx, fsm.Command{Op: fsm.OpCreateTopic, Topic: "t3"})
+	})
+}

@@ -62,6 +62,7 @@ type Node struct {
 	serving atomic.Bool
 
 	metrics nodeMetrics
+	counts  registryCounts
 	// found is what discovery (-bootstrap-expect) learnt: discovery.go.
 	found discovered
 

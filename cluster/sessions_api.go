@@ -19,12 +19,18 @@ func (n *Node) OpenSession(peer fsm.PeerInfo) (fsm.SessionID, error) {
 	if err := n.servingErr(); err != nil {
 		return fsm.SessionID{}, err
 	}
+	if err := n.checkSessionCap(); err != nil {
+		return fsm.SessionID{}, err
+	}
 	return n.sessions.openSession(peer)
 }
 
 // Register queues REGISTER topic [channel] for a session.
 func (n *Node) Register(id fsm.SessionID, topic, channel string) error {
 	if err := n.servingErr(); err != nil {
+		return err
+	}
+	if err := n.checkRegistrationCap(); err != nil {
 		return err
 	}
 	return n.sessions.queue(fsm.Command{Op: fsm.OpRegister, Session: id, Topic: topic, Channel: channel})

@@ -129,6 +129,11 @@ func checkForwarded(c *fsm.Command) error {
 // Propose commits one command (an HTTP mutation) and returns its result once
 // it is applied on this node. wire.ErrNoLeader when ctx ends first.
 func (n *Node) Propose(ctx context.Context, c fsm.Command) error {
+	if c.Op == fsm.OpCreateTopic || c.Op == fsm.OpCreateChannel {
+		if err := n.checkRegistrationCap(); err != nil {
+			return err
+		}
+	}
 	select {
 	case err := <-n.queue.enqueueWait(c):
 		return err

@@ -77,8 +77,8 @@ func TestHANSQDListedOnce(t *testing.T) {
 // fail and always list the nsqd; a topic nsqd creates right after the kill
 // reaches both survivors.
 func TestHALeaderKill(t *testing.T) {
-	const leaseTimeout = 3 * time.Second
-	c := StartCluster(t, 3, "-lease-timeout", leaseTimeout.String(), "-lease-renew-interval", "500ms")
+	const leaseTimeout, grace = 3 * time.Second, 2 * time.Second
+	c := StartCluster(t, 3, "-lease-timeout", leaseTimeout.String(), "-lease-renew-interval", "500ms", "-orphan-grace", grace.String())
 	d := StartNSQD(t, haTCPAddrs(c.Nodes)...)
 	id := haNSQDIdentity(d)
 	const topic, after = "ha_failover", "ha_after_kill"
@@ -143,10 +143,10 @@ func TestHALeaderKill(t *testing.T) {
 		poll.Stop()
 		t.Fatalf("bounded lookups on the survivors failed during the failover (%s): %v", poll.Summary(), err)
 	}
-	// Keep polling until the new leader expired the dead one's lease (its
-	// nsqd session is dropped; the nsqd's sessions on the survivors keep
-	// it listed) and a little after.
-	waitFor(t, leaseTimeout+10*time.Second, func() error {
+	// Keep polling until the new leader expired the dead one's lease and
+	// its orphan grace passed (its nsqd session is dropped; the nsqd's
+	// sessions on the survivors keep it listed) and a little after.
+	waitFor(t, leaseTimeout+grace+10*time.Second, func() error {
 		if err := poll.Err(); err != nil {
 			return nil // reported below
 		}
@@ -172,13 +172,15 @@ func TestHALeaderKill(t *testing.T) {
 }
 
 // TestHAOwnerLoss: an nsqd registered with one follower only is listed by
-// every node; when that follower is SIGKILLed its lease lapses and every
-// other node drops the nsqd within the lease timeout; restarted, the node
+// every node; when that follower is SIGKILLed its lease lapses, the leader
+// orphans its sessions, and every other node drops the nsqd within the lease
+// timeout plus the orphan grace (it is still listed meanwhile: a lookupd's
+// failure must not look like the nsqd's); restarted, the node
 // gets nsqd's reconnection (on nsqd's next heartbeat) and every node lists it
 // again.
 func TestHAOwnerLoss(t *testing.T) {
-	const leaseTimeout, renewInterval = 3 * time.Second, 500 * time.Millisecond
-	c := StartCluster(t, 3, "-lease-timeout", leaseTimeout.String(), "-lease-renew-interval", renewInterval.String())
+	const leaseTimeout, renewInterval, grace = 3 * time.Second, 500 * time.Millisecond, 2 * time.Second
+	c := StartCluster(t, 3, "-lease-timeout", leaseTimeout.String(), "-lease-renew-interval", renewInterval.String(), "-orphan-grace", grace.String())
 	owner := c.Followers(failoverTimeout)[0]
 	others := haOthers(c.Nodes, owner)
 	d := StartNSQD(t, owner.TCPAddr())
@@ -204,7 +206,7 @@ func TestHAOwnerLoss(t *testing.T) {
 	owner.Kill()
 	killed := time.Now()
 	gone := map[string]time.Duration{}
-	waitFor(t, leaseTimeout+10*time.Second, func() error {
+	waitFor(t, leaseTimeout+grace+10*time.Second, func() error {
 		for _, n := range others {
 			if _, ok := gone[n.ID]; ok {
 				continue
@@ -219,13 +221,14 @@ func TestHAOwnerLoss(t *testing.T) {
 	expiry := max(gone[others[0].ID], gone[others[1].ID])
 	t.Logf("owner-loss expiry = %d ms (-lease-timeout %v, -lease-renew-interval %v; %s %dms, %s %dms)",
 		haMillis(expiry), leaseTimeout, renewInterval, others[0].ID, haMillis(gone[others[0].ID]), others[1].ID, haMillis(gone[others[1].ID]))
-	// The leader expires an owner whose renewal index did not move for a
-	// lease timeout, checking every 250ms; the last renewal before the kill
-	// is at most one renew interval old.
-	if slack := 1500 * time.Millisecond; expiry > leaseTimeout+slack {
-		t.Errorf("the dead owner's producers were dropped %v after SIGKILL, want within -lease-timeout %v (+%v)", expiry, leaseTimeout, slack)
+	// The leader orphans an owner whose renewal index did not move for a
+	// lease timeout, checking every 250ms (the last renewal before the kill
+	// is at most one renew interval old), and drops the orphans once their
+	// grace passed, checking as often.
+	if slack := 2 * time.Second; expiry > leaseTimeout+grace+slack {
+		t.Errorf("the dead owner's producers were dropped %v after SIGKILL, want within -lease-timeout %v + -orphan-grace %v (+%v)", expiry, leaseTimeout, grace, slack)
 	}
-	if low := leaseTimeout - renewInterval - 500*time.Millisecond; expiry < low {
+	if low := leaseTimeout + grace - renewInterval - 500*time.Millisecond; expiry < low {
 		t.Errorf("the dead owner's producers were dropped %v after SIGKILL, before its lease could lapse (>= %v)", expiry, low)
 	}
 
@@ -389,7 +392,10 @@ func haQuorumLossRound(t *testing.T, c *Cluster, round string, survivor *Node, s
 // producers whose connections died with it: a real nsqd killed while the
 // cluster was down, and a raw producer that never reconnects.
 func TestHAFullRestart(t *testing.T) {
-	c := StartCluster(t, 3)
+	// Restarted nodes orphan their previous sessions for the grace: an nsqd
+	// that died while the cluster was down is listed that long.
+	const grace = 2 * time.Second
+	c := StartCluster(t, 3, "-orphan-grace", grace.String())
 	d := StartNSQD(t, haTCPAddrs(c.Nodes)...)
 	nsqdID := haNSQDIdentity(d)
 	mustPost(t, d.HTTPAddr, "/topic/create?topic=ha_nsqd_topic", nil)
@@ -425,7 +431,7 @@ func TestHAFullRestart(t *testing.T) {
 	}
 	dead := []string{"ha_nsqd_topic", "ha_raw_topic", "ha_http_topic", "ha_http_topic2"}
 	for _, n := range c.Nodes {
-		waitFor(t, registerTimeout, noProducers(n.HTTPAddr(), dead...))
+		waitFor(t, registerTimeout+grace, noProducers(n.HTTPAddr(), dead...))
 	}
 	t.Logf("dead producers gone from every node %dms after ready", haMillis(time.Since(ready)))
 	if err := holdsFor(time.Second, func() error {
@@ -524,7 +530,9 @@ func TestHAFrozenLeaderResumes(t *testing.T) {
 	// that was in flight to the frozen leader fails within it, so its lease
 	// renewals reach the new leader in time (see the report on forwards).
 	const leaseTimeout, renewInterval = 3 * time.Second, 500 * time.Millisecond
-	c := StartCluster(t, 3, "-lease-timeout", leaseTimeout.String(), "-lease-renew-interval", renewInterval.String(), "-write-timeout", "1s")
+	const grace = 2 * time.Second
+	c := StartCluster(t, 3, "-lease-timeout", leaseTimeout.String(), "-lease-renew-interval", renewInterval.String(), "-write-timeout", "1s",
+		"-orphan-grace", grace.String())
 	for round := 1; round <= 5; round++ {
 		c.WaitReady(failoverTimeout, c.Nodes...)
 		leader := c.Leader(failoverTimeout)
@@ -553,7 +561,7 @@ func TestHAFrozenLeaderResumes(t *testing.T) {
 		// the frozen leader's own view of every lease is older than the
 		// lease timeout too.
 		for _, n := range live {
-			waitFor(t, leaseTimeout+10*time.Second, func() error { return haListsExactly(n.HTTPAddr(), topic, liveIDs...) })
+			waitFor(t, leaseTimeout+grace+10*time.Second, func() error { return haListsExactly(n.HTTPAddr(), topic, liveIDs...) })
 		}
 		t.Logf("[round %d] leader %s frozen -> its producer expired on the survivors after %dms (-lease-timeout %v)",
 			round, leader.ID, haMillis(time.Since(frozen)), leaseTimeout)

@@ -603,7 +603,7 @@ func TestOpsMetricsAndJSONLogs(t *testing.T) {
 // alone at its new address, start a one-node cluster holding the topics.
 func TestOpsBackupRestore(t *testing.T) {
 	t.Parallel()
-	snapFlags := []string{"-raft-snapshot-threshold", "16", "-raft-snapshot-interval", "200ms"}
+	snapFlags := []string{"-raft-snapshot-threshold", "16", "-raft-snapshot-interval", "200ms", "-orphan-grace", "2s"}
 	c := StartCluster(t, 3, snapFlags...)
 	leader := c.Leader(opsTimeout)
 	followers := opsOthers(c.Nodes, leader)
@@ -657,7 +657,7 @@ func TestOpsBackupRestore(t *testing.T) {
 	// Recipe 1: copy the newest snapshot directory while the node runs. It
 	// may be replaced by a newer one while it is copied; then copy again.
 	var copied opsSnapshot
-	restoreFlags := []string{"-lease-timeout", "3s", "-lease-renew-interval", "500ms"}
+	restoreFlags := []string{"-lease-timeout", "3s", "-lease-renew-interval", "500ms", "-orphan-grace", "2s"}
 	fromSnapshot := opsStartNode(t, running.ID, func(dataDir, raftAddr string) error {
 		var err error
 		if copied, err = opsCopySnapshot(running.DataDir, dataDir, written); err != nil {
@@ -702,7 +702,8 @@ func TestOpsBackupRestore(t *testing.T) {
 		mustPost(t, r.HTTPAddr(), "/topic/create?topic=after_restore", nil)
 		waitFor(t, opsTimeout, opsHasTopics(r, "after_restore"))
 		// The producer's node is not part of the restored cluster: its
-		// session goes once the restored leader sees its lease lapse.
+		// session is orphaned once the restored leader sees its lease
+		// lapse, and goes after the grace.
 		waitFor(t, opsTimeout, noProducers(r.HTTPAddr(), "backup_00"))
 	}
 	got, err := opsTopics(fromDataDir, "/topics")

@@ -14,6 +14,11 @@
 //     /topic operations go through the topic index, never a scan of all
 //     registrations. Read-time filters (inactivity, tombstone lifetime) take
 //     the reader's clock through Filter.
+//   - A reader may remember what it derived from a topic's Lookup answer
+//     (Remember/Recall, within MemoBudget). Apply only drops memos, on every
+//     change to what Lookup shows for the topic; a memo is recalled only
+//     while the reader's clock stays where the same producers pass the
+//     filter. Memos are not state: never replicated, never in snapshots.
 //   - Snapshots are versioned and sorted, so equal states give equal bytes;
 //     Restore decodes into a fresh registry and swaps it in under the lock.
 //   - A session belongs to one owner incarnation. Commands naming a dead

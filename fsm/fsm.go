@@ -62,6 +62,9 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.state = fresh.state
+	// The old topics and their memos are unreachable now; Remember checks
+	// the topic is still the registry's before it charges the budget.
+	r.memoBytes.Store(0)
 	return nil
 }
 

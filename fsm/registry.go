@@ -4,6 +4,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // ephemeralSuffix marks topics and channels whose keys are deleted when their
@@ -42,6 +43,8 @@ type state struct {
 	settled   map[Identity]int
 	// appliedIndex is the log index of the last applied entry.
 	appliedIndex uint64
+	// memoBytes is what the topics' memos hold together (memo.go).
+	memoBytes atomic.Int64
 }
 
 type owner struct {
@@ -84,6 +87,10 @@ type topic struct {
 	hasKey    bool
 	producers map[*session]*producer
 	channels  map[string]*channel
+	// version counts changes to what Lookup shows for the topic; memo is a
+	// reader's remembered answer (memo.go). Neither is replicated state.
+	version uint64
+	memo    atomic.Pointer[memo]
 }
 
 type channel struct {
@@ -117,6 +124,14 @@ func isEphemeral(name string) bool { return strings.HasSuffix(name, ephemeralSuf
 // the log index of the entry. It returns the command's result: nil or a
 // sentinel error such as ErrChannelNotFound. Batches return []error.
 func (r *Registry) apply(index uint64, c *Command) any {
+	switch c.Op {
+	case OpRegister, OpUnregister, OpCreateTopic, OpCreateChannel, OpDeleteChannel, OpTombstone:
+		// Whatever the command does to the topic, answers taken before it
+		// no longer hold. Commands for other topics leave this one's alone.
+		if t := r.topics[c.Topic]; t != nil {
+			r.changed(t)
+		}
+	}
 	switch c.Op {
 	case OpBatch:
 		results := make([]error, len(c.Batch))
@@ -263,6 +278,10 @@ func (r *Registry) renewLease(index uint64, c *Command) {
 		}
 		if t.LastUpdate > s.lastUpdate {
 			s.lastUpdate = t.LastUpdate
+			// A producer a reader saw as inactive may be active again.
+			for tp := range s.topics {
+				r.changed(tp)
+			}
 		}
 		if !s.settled {
 			r.settle(s)
@@ -297,6 +316,7 @@ func (r *Registry) ensureChannel(t *topic, name string) *channel {
 // dropTopicIfEmpty forgets a topic entry that holds no key at all.
 func (r *Registry) dropTopicIfEmpty(t *topic) {
 	if !t.hasKey && len(t.channels) == 0 {
+		r.changed(t)
 		delete(r.topics, t.name)
 	}
 }
@@ -351,6 +371,7 @@ func (r *Registry) unregister(s *session, topicName, channelName string) {
 // deleted, not even an ephemeral one (docs/COMPATIBILITY.md#tcp-close).
 func (r *Registry) closeSession(s *session) {
 	for t := range s.topics {
+		r.changed(t)
 		delete(t.producers, s)
 	}
 	for ch := range s.channels {
@@ -388,6 +409,7 @@ func (r *Registry) deleteTopic(name string) {
 	for s := range t.producers {
 		delete(s.topics, t)
 	}
+	r.changed(t)
 	delete(r.topics, name)
 }
 

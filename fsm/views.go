@@ -15,8 +15,8 @@ import (
 func (r *Registry) Lookup(name string, f Filter) (channels []string, producers []PeerInfo, found bool) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	channels = []string{}
 	if name == "*" {
+		channels = []string{}
 		var m merger
 		for _, t := range r.topics {
 			if t.hasKey {
@@ -26,7 +26,7 @@ func (r *Registry) Lookup(name string, f Filter) (channels []string, producers [
 				channels = append(channels, ch)
 			}
 			if t.hasKey {
-				m.addTopic(t, f)
+				m.addTopic(t, f, nil)
 			}
 		}
 		if !found {
@@ -37,15 +37,21 @@ func (r *Registry) Lookup(name string, f Filter) (channels []string, producers [
 	}
 	t := r.topics[name]
 	if t == nil || !t.hasKey {
-		return channels, []PeerInfo{}, false
+		return []string{}, []PeerInfo{}, false
 	}
-	for ch := range t.channels {
-		channels = append(channels, ch)
-	}
-	slices.Sort(channels)
 	var m merger
-	m.addTopic(t, f)
-	return channels, m.peers(), true
+	m.addTopic(t, f, nil)
+	return topicChannels(t), m.peers(), true
+}
+
+// topicChannels returns t's channel names, sorted.
+func topicChannels(t *topic) []string {
+	out := make([]string, 0, len(t.channels))
+	for ch := range t.channels {
+		out = append(out, ch)
+	}
+	slices.Sort(out)
+	return out
 }
 
 // Topics answers /topics: every topic key, producers or not.
@@ -258,33 +264,50 @@ func tombstoned(p *producer, now int64, f Filter) bool {
 }
 
 // merger collects a topic's visible producers, one per identity; the session
-// with the smallest id represents an identity, so answers are stable.
+// with the smallest id represents an identity, so answers are stable. Most
+// identities have one session, so candidates are sorted and deduplicated
+// rather than indexed by a map.
 type merger struct {
-	reps map[Identity]*session
+	cands []*session
 }
 
-func (m *merger) addTopic(t *topic, f Filter) {
+// addTopic adds t's visible producers. With a stamp, it also narrows the
+// stamp's window to the instants where the same producers are visible.
+func (m *merger) addTopic(t *topic, f Filter, s *Stamp) {
 	now := f.Now.UnixNano()
-	if m.reps == nil {
-		m.reps = make(map[Identity]*session, len(t.producers))
+	if m.cands == nil {
+		m.cands = make([]*session, 0, len(t.producers))
 	}
-	for s, p := range t.producers {
-		if !active(s, now, f) || tombstoned(p, now, f) {
+	for sess, p := range t.producers {
+		if s != nil {
+			// active holds while now < lastUpdate+timeout+1; the tombstone
+			// hides the producer while now < tombstonedAt+lifetime.
+			s.narrow(now, satAdd(satAdd(sess.lastUpdate, int64(f.InactiveTimeout)), 1))
+			if p.tombstoned {
+				s.narrow(now, satAdd(p.tombstonedAt, int64(f.TombstoneLifetime)))
+			}
+		}
+		if !active(sess, now, f) || tombstoned(p, now, f) {
 			continue
 		}
-		id := s.peer.Identity()
-		if cur := m.reps[id]; cur == nil || lessSession(s.id, cur.id) {
-			m.reps[id] = s
-		}
+		m.cands = append(m.cands, sess)
 	}
 }
 
 func (m *merger) peers() []PeerInfo {
-	out := make([]PeerInfo, 0, len(m.reps))
-	for _, s := range m.reps {
+	slices.SortFunc(m.cands, func(a, b *session) int {
+		if c := compareIdentity(a.peer.Identity(), b.peer.Identity()); c != 0 {
+			return c
+		}
+		return compareSession(a.id, b.id)
+	})
+	out := make([]PeerInfo, 0, len(m.cands))
+	for i, s := range m.cands {
+		if i > 0 && m.cands[i-1].peer.Identity() == s.peer.Identity() {
+			continue // a later session of an identity already listed
+		}
 		out = append(out, s.peer)
 	}
-	slices.SortFunc(out, func(a, b PeerInfo) int { return compareIdentity(a.Identity(), b.Identity()) })
 	return out
 }
 

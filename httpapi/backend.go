@@ -10,11 +10,17 @@ import (
 // Registry is the local state machine's read side. Implementations return
 // copies the caller may keep, and empty (never nil) slices.
 type Registry interface {
-	// Lookup answers /lookup: the channels of topic and its producers
-	// passed through f. found is false when no topic registration exists,
-	// which the caller turns into 404 TOPIC_NOT_FOUND. Topic "*" is the
-	// wildcard of docs/COMPATIBILITY.md#wildcard.
-	Lookup(topic string, f fsm.Filter) (channels []string, producers []fsm.PeerInfo, found bool)
+	// LookupStamped answers /lookup: the channels of topic and its
+	// producers passed through f. found is false when no topic registration
+	// exists, which the caller turns into 404 TOPIC_NOT_FOUND. Topic "*" is
+	// the wildcard of docs/COMPATIBILITY.md#wildcard. The stamp lets the caller
+	// Remember the encoded answer.
+	LookupStamped(topic string, f fsm.Filter) (channels []string, producers []fsm.PeerInfo, found bool, s fsm.Stamp)
+	// Remember keeps body, derived from the answer stamped s, for Recall.
+	Remember(s fsm.Stamp, body []byte)
+	// Recall returns the body remembered for topic while the answer it came
+	// from still holds under f; the caller must not modify it.
+	Recall(topic string, f fsm.Filter) ([]byte, bool)
 	// Topics answers /topics: every topic registration, with or without
 	// producers.
 	Topics() []string

@@ -20,8 +20,14 @@ func (s *Server) readBarrier(w http.ResponseWriter, r *http.Request, p params) *
 		s.setReadHeaders(w)
 		return apiErr
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.WriteTimeout)
-	defer cancel()
+	ctx := r.Context()
+	if level == wire.Linearizable {
+		// Only this level waits; the others answer at once, and a timer per
+		// lookup would cost more than the rest of the barrier.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.cfg.WriteTimeout)
+		defer cancel()
+	}
 	err := s.cluster.ReadBarrier(ctx, level)
 	// Taken after the barrier and before the registry is read: the applied
 	// index can only grow, so the answer reflects at least this index.
@@ -51,10 +57,12 @@ func (s *Server) readFailed(w http.ResponseWriter, e *apiError) (any, *apiError)
 
 func (s *Server) setReadHeaders(w http.ResponseWriter) {
 	rs := s.cluster.ReadState()
+	// One allocation for the three values; the keys are canonical already.
+	v := []string{rs.LeaderID, strconv.FormatUint(rs.AppliedIndex, 10), lastContactMillis(rs.LastContact)}
 	h := w.Header()
-	h.Set(headerLeader, rs.LeaderID)
-	h.Set(headerAppliedIndex, strconv.FormatUint(rs.AppliedIndex, 10))
-	h.Set(headerLastContact, lastContactMillis(rs.LastContact))
+	h[headerLeader] = v[0:1:1]
+	h[headerAppliedIndex] = v[1:2:2]
+	h[headerLastContact] = v[2:3:3]
 }
 
 // lastContactMillis renders ReadState.LastContact in whole milliseconds,

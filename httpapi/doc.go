@@ -20,6 +20,10 @@
 //     before the registry was read, so the answer reflects at least that index)
 //     and X-Raftlookupd-Last-Contact (milliseconds since the leader was last
 //     heard from; 0 on the leader, -1 if never).
+//   - A /lookup answer is encoded once per topic state and clock window: the
+//     body is remembered in the registry (Registry.Remember) and sent again
+//     while Registry.Recall says it still holds, so polling consumers cost a
+//     map lookup, not an encoding.
 //   - A mutation answers only after its command was committed and applied
 //     locally (Cluster.Propose), so a following read on this node sees it.
 //     Timestamps in commands are stamped here, never in the state machine.

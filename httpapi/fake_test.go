@@ -161,12 +161,14 @@ func active(p *fakeProducer, f fsm.Filter, lifetime time.Duration) bool {
 	return !p.isTombstoned(f.Now, lifetime)
 }
 
-func (r *fakeRegistry) Lookup(topic string, f fsm.Filter) ([]string, []fsm.PeerInfo, bool) {
+// LookupStamped never stamps: the fake remembers nothing, so every /lookup
+// is encoded from its answer (the memo is tested with the real registry).
+func (r *fakeRegistry) LookupStamped(topic string, f fsm.Filter) ([]string, []fsm.PeerInfo, bool, fsm.Stamp) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.enter("Lookup")
 	if len(r.find("topic", topic, "")) == 0 {
-		return nil, nil, false
+		return nil, nil, false, fsm.Stamp{}
 	}
 	channels := []string{}
 	for _, k := range r.find("channel", topic, "*") {
@@ -178,8 +180,12 @@ func (r *fakeRegistry) Lookup(topic string, f fsm.Filter) ([]string, []fsm.PeerI
 			peers = append(peers, p.peer.PeerInfo)
 		}
 	}
-	return channels, peers, true
+	return channels, peers, true, fsm.Stamp{}
 }
+
+func (r *fakeRegistry) Remember(fsm.Stamp, []byte) {}
+
+func (r *fakeRegistry) Recall(string, fsm.Filter) ([]byte, bool) { return nil, false }
 
 func (r *fakeRegistry) Topics() []string {
 	r.mu.Lock()

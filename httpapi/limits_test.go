@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"net/http"
 	"strings"
 	"testing"
 
@@ -49,5 +50,21 @@ func TestOversizedNames(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A request line beyond maxHeaderBytes (a name of a megabyte, say) is
+// refused by the server itself with 431: nothing is read further, nothing
+// proposed.
+func TestHugeURLRefused(t *testing.T) {
+	e := newTestEnv(t)
+	resp := e.do(post("/topic/delete?topic=" + strings.Repeat("a", 1<<20+1)))
+	if resp.status != http.StatusRequestHeaderFieldsTooLarge {
+		t.Fatalf("1 MiB topic name: %d %s, want 431", resp.status, resp.body)
+	}
+	e.cl.mu.Lock()
+	defer e.cl.mu.Unlock()
+	if n := len(e.cl.proposed); n != 0 {
+		t.Fatalf("%d commands proposed", n)
 	}
 }

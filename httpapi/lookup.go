@@ -17,6 +17,8 @@ const zeroTimeUnixNano int64 = -6795364578871345152
 // The JSON shapes below fix nsqlookupd's field order; encoding/json emits
 // struct fields in declaration order.
 
+// lookupResponse is the /lookup shape; appendLookup writes the same bytes
+// without reflection (a test holds the two equal).
 type lookupResponse struct {
 	Channels  []string         `json:"channels"`
 	Producers []lookupProducer `json:"producers"`
@@ -90,6 +92,8 @@ func (s *Server) handleInfo(http.ResponseWriter, *http.Request) (any, *apiError)
 	return infoResponse{Version: s.cfg.Version}, nil
 }
 
+// handleLookup answers from the topic's remembered body while it holds (see
+// fsm.Registry.Recall), else encodes the answer and remembers it.
 func (s *Server) handleLookup(w http.ResponseWriter, r *http.Request) (any, *apiError) {
 	p, topic, apiErr := topicParam(r)
 	if apiErr != nil {
@@ -98,15 +102,17 @@ func (s *Server) handleLookup(w http.ResponseWriter, r *http.Request) (any, *api
 	if apiErr := s.readBarrier(w, r, p); apiErr != nil {
 		return nil, apiErr
 	}
-	channels, peers, found := s.reg.Lookup(topic, s.filter())
+	f := s.filter()
+	if body, ok := s.reg.Recall(topic, f); ok {
+		return rawJSON(body), nil
+	}
+	channels, peers, found, stamp := s.reg.LookupStamped(topic, f)
 	if !found {
 		return nil, errTopicNotFound
 	}
-	producers := make([]lookupProducer, len(peers))
-	for i, pi := range peers {
-		producers[i] = producerJSON(pi)
-	}
-	return lookupResponse{Channels: nonNil(channels), Producers: producers}, nil
+	body := appendLookup(make([]byte, 0, lookupSize(channels, peers)), channels, peers)
+	s.reg.Remember(stamp, body)
+	return rawJSON(body), nil
 }
 
 func (s *Server) handleTopics(w http.ResponseWriter, r *http.Request) (any, *apiError) {

@@ -129,6 +129,9 @@ func (s *Server) propose(r *http.Request, cmd fsm.Command) *apiError {
 		return nil
 	case errors.Is(err, fsm.ErrChannelNotFound):
 		return errChannelNotFound
+	case errors.Is(err, wire.ErrLimit):
+		s.logger.Warn("registry change refused: cluster cap reached", "op", cmd.Op, "topic", cmd.Topic, "error", err)
+		return errorf(http.StatusServiceUnavailable, err.Error())
 	case errors.Is(err, wire.ErrShutdown):
 		return errShuttingDown
 	case errors.Is(err, wire.ErrNoLeader), errors.Is(err, wire.ErrNotLeader),

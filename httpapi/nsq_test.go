@@ -296,11 +296,13 @@ func TestDebugShape(t *testing.T) {
 // tombstones) to show the server still emits nsqlookupd's shapes.
 type brokenRegistry struct{}
 
-func (brokenRegistry) Lookup(string, fsm.Filter) ([]string, []fsm.PeerInfo, bool) {
-	return nil, nil, true
+func (brokenRegistry) LookupStamped(string, fsm.Filter) ([]string, []fsm.PeerInfo, bool, fsm.Stamp) {
+	return nil, nil, true, fsm.Stamp{}
 }
-func (brokenRegistry) Topics() []string         { return nil }
-func (brokenRegistry) Channels(string) []string { return nil }
+func (brokenRegistry) Remember(fsm.Stamp, []byte)               {}
+func (brokenRegistry) Recall(string, fsm.Filter) ([]byte, bool) { return nil, false }
+func (brokenRegistry) Topics() []string                         { return nil }
+func (brokenRegistry) Channels(string) []string                 { return nil }
 func (brokenRegistry) Nodes(fsm.Filter) []fsm.Node {
 	return []fsm.Node{{Topics: []string{"a", "b"}, Tombstones: []bool{true}}, {Tombstones: []bool{true}}}
 }

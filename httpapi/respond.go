@@ -75,19 +75,33 @@ func v1(h v1Handler) httprouter.Handle {
 // without Content-Type (net/http then sends Content-Length: 0).
 func writeV1(w http.ResponseWriter, v any) {
 	var body []byte
+	h := w.Header()
 	if v != nil {
-		b, err := json.Marshal(v)
-		if err != nil {
-			writeV1Error(w, errInternal)
-			return
+		if raw, ok := v.(rawJSON); ok {
+			body = raw
+		} else {
+			b, err := json.Marshal(v)
+			if err != nil {
+				writeV1Error(w, errInternal)
+				return
+			}
+			body = b
 		}
-		body = b
-		w.Header().Set("Content-Type", contentTypeJSON)
+		h["Content-Type"] = contentTypeJSONValue
 	}
-	w.Header().Set(headerNSQContentType, nsqContentTypeV1)
+	h[canonicalNSQContentType] = nsqContentTypeV1Value
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(body)
 }
+
+// Header values every V1 response carries, set without canonicalizing the
+// key or allocating. Shared read-only: net/http never modifies them, and an
+// append by anyone would copy (their capacity is their length).
+var (
+	canonicalNSQContentType = http.CanonicalHeaderKey(headerNSQContentType)
+	contentTypeJSONValue    = []string{contentTypeJSON}
+	nsqContentTypeV1Value   = []string{nsqContentTypeV1}
+)
 
 func writeV1Error(w http.ResponseWriter, e *apiError) {
 	w.Header().Set(headerNSQContentType, nsqContentTypeV1)

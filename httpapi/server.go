@@ -20,6 +20,17 @@ import (
 // nsqadmin and go-nsq reuse, are unaffected.
 const readHeaderTimeout = 10 * time.Second
 
+// Bounds on what one client can hold: a whole request (headers and the body
+// the handlers read or discard) within readTimeout; an idle keep-alive
+// connection for idleTimeout; a request line and headers of at most
+// maxHeaderBytes (topic and channel names are at most 64 bytes; a longer
+// URL can only be hostile or broken, and gets 431).
+const (
+	readTimeout    = 30 * time.Second
+	idleTimeout    = 5 * time.Minute
+	maxHeaderBytes = 64 << 10
+)
+
 // Server is the HTTP listener. Its lifecycle follows net/http.Server: New
 // binds, Serve blocks, Shutdown stops.
 type Server struct {
@@ -67,6 +78,9 @@ func New(cfg Config, reg Registry, cl Cluster, logger hclog.Logger) (*Server, er
 	s.srv = &http.Server{
 		Handler:           s.handler,
 		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog: logger.StandardLogger(&hclog.StandardLoggerOptions{
 			ForceLevel: hclog.Debug,
 		}),

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+
+	"github.com/raftlookupd/raftlookupd/wire"
 )
 
 // ErrAlreadyServing is returned by Serve when another Serve call on the
@@ -82,5 +84,10 @@ func tooManyConnectionsText(limit int) string {
 // shutting down). The connection is closed so nsqd reconnects, possibly to
 // a healthier node, and re-registers everything.
 func errUnavailable(err error) *clientError {
+	if errors.Is(err, wire.ErrLimit) {
+		// A cap, not an outage: nsqd treats any E_INVALID as fatal for
+		// the connection, as it should here.
+		return fatal(err, "E_INVALID "+err.Error())
+	}
 	return fatal(err, "E_UNAVAILABLE "+err.Error())
 }

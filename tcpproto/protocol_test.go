@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/raftlookupd/raftlookupd/fsm"
+	"github.com/raftlookupd/raftlookupd/wire"
 )
 
 // identReply is the exact IDENTIFY reply of a server from testConfig.
@@ -343,6 +344,16 @@ func TestRegistryErrors(t *testing.T) {
 			reg.waitFor(t, "close", func(calls []call) bool { return countOp(calls, "close") == 1 })
 		})
 	}
+	// A cluster-wide cap is E_INVALID (nsqd drops the connection), not an
+	// outage.
+	t.Run("cap", func(t *testing.T) {
+		s, reg := startServer(t, nil)
+		reg.setErrs(fmt.Errorf("%w: the cluster holds 9 sessions, its cap (-max-sessions 9)", wire.ErrLimit), nil, nil)
+		c := dial(t, s.Addr())
+		c.write(cat(magicV1, identifyFrame(nsqdBody)))
+		c.expect("E_INVALID limit reached: the cluster holds 9 sessions, its cap (-max-sessions 9)")
+		c.expectClosed()
+	})
 	// A session the node no longer has (its batch was refused, its lease
 	// expired) ends at the next PING, so an idle nsqd reconnects.
 	t.Run("PING", func(t *testing.T) {

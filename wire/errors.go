@@ -53,12 +53,12 @@ var statusTable = []struct {
 	{ErrUnknownMember, http.StatusNotFound},
 	{ErrNotLeader, http.StatusConflict},
 	{ErrTooLarge, http.StatusRequestEntityTooLarge},
-	{ErrLimit, http.StatusTooManyRequests},
 	{ErrNoLeader, http.StatusServiceUnavailable},
 	{ErrLeaderUnreachable, http.StatusServiceUnavailable},
 	{ErrShutdown, http.StatusServiceUnavailable},
 	{ErrQueueFull, http.StatusServiceUnavailable},
 	{ErrNotServing, http.StatusServiceUnavailable},
+	{ErrLimit, http.StatusServiceUnavailable},
 	{ErrSessionGone, http.StatusServiceUnavailable},
 }
 

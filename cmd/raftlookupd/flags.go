@@ -96,6 +96,8 @@ func newFlagSet(o *options, raw *rawFlags) *flag.FlagSet {
 	fs.DurationVar(&c.WriteTimeout, "write-timeout", c.WriteTimeout, "how long an HTTP mutation waits for its commit before 503")
 	fs.IntVar(&o.maxConnections, "max-connections", 10000, "most concurrent TCP client connections")
 	fs.IntVar(&o.maxRegistrations, "max-registrations", 100000, "most topic and channel registrations per TCP connection")
+	fs.IntVar(&c.MaxSessions, "max-sessions", c.MaxSessions, "most sessions (identified TCP connections, orphans included) the whole cluster holds; 0: no cap")
+	fs.IntVar(&c.MaxRegistrations, "max-cluster-registrations", c.MaxRegistrations, "most registrations (producer records and keys) the whole cluster holds; 0: no cap")
 	return fs
 }
 

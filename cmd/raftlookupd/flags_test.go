@@ -49,6 +49,8 @@ var flagCases = []struct {
 	{"tls-cert", "/c.pem", `"/c.pem"`, []string{"-tls-key", "/k.pem", "-tls-ca", "/ca.pem"}, func(o *options) any { return o.cluster.TLS.CertFile }, "/c.pem"},
 	{"tls-key", "/k.pem", `"/k.pem"`, []string{"-tls-cert", "/c.pem", "-tls-ca", "/ca.pem"}, func(o *options) any { return o.cluster.TLS.KeyFile }, "/k.pem"},
 	{"tls-ca", "/ca.pem", `"/ca.pem"`, []string{"-tls-cert", "/c.pem", "-tls-key", "/k.pem"}, func(o *options) any { return o.cluster.TLS.CAFile }, "/ca.pem"},
+	{"max-sessions", "7", `7`, nil, func(o *options) any { return o.cluster.MaxSessions }, 7},
+	{"max-cluster-registrations", "70", `70`, nil, func(o *options) any { return o.cluster.MaxRegistrations }, 70},
 	{"orphan-grace", "50s", `"50s"`, nil, func(o *options) any { return o.cluster.OrphanGrace }, 50 * time.Second},
 	{"lease-timeout", "30s", `"30s"`, nil, func(o *options) any { return o.cluster.LeaseTimeout }, 30 * time.Second},
 	{"lease-renew-interval", "1s", `1000`, nil, func(o *options) any { return o.cluster.LeaseRenewInterval }, time.Second},

@@ -1,0 +1,128 @@
+package fsm
+
+import "math"
+
+// MemoBudget bounds the bytes all remembered answers hold together. Beyond
+// it answers are still correct, only computed per read. 32 MiB keeps the
+// encoded /lookup answers of about 20,000 topics of ten producers.
+const MemoBudget = 32 << 20
+
+// A reader may remember what it derived from one topic's Lookup answer (the
+// HTTP layer keeps the encoded response) and reuse it while it still holds:
+// until anything Lookup shows for the topic changes, and only while the
+// reader's clock stays in the window where no producer crosses the
+// inactivity or tombstone boundary. Apply never reads memos; it only drops
+// them (see changed), so the state machine stays deterministic.
+
+// Stamp identifies the state and clock window of one Lookup answer. The zero
+// Stamp (wildcard or missing topic) cannot be remembered.
+type Stamp struct {
+	topic    *topic
+	version  uint64
+	from     int64 // the answer holds for from <= now < until (Unix ns)
+	until    int64
+	inactive int64 // the filter's durations, which must match on recall
+	lifetime int64
+}
+
+type memo struct {
+	stamp Stamp
+	body  []byte
+}
+
+// LookupStamped is Lookup plus the Stamp under which a derivation of the
+// answer may be remembered.
+func (r *Registry) LookupStamped(name string, f Filter) (channels []string, producers []PeerInfo, found bool, s Stamp) {
+	if name == "*" {
+		channels, producers, found = r.Lookup(name, f)
+		return channels, producers, found, Stamp{}
+	}
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	t := r.topics[name]
+	if t == nil || !t.hasKey {
+		return []string{}, []PeerInfo{}, false, Stamp{}
+	}
+	channels = topicChannels(t)
+	var m merger
+	s = Stamp{topic: t, version: t.version, from: math.MinInt64, until: math.MaxInt64,
+		inactive: int64(f.InactiveTimeout), lifetime: int64(f.TombstoneLifetime)}
+	m.addTopic(t, f, &s)
+	return channels, m.peers(), true, s
+}
+
+// Remember keeps body for the answer stamped s, so Recall can return it. It
+// does nothing when the topic changed since, or when the budget is spent.
+func (r *Registry) Remember(s Stamp, body []byte) {
+	t := s.topic
+	if t == nil {
+		return
+	}
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if r.topics[t.name] != t || t.version != s.version {
+		return
+	}
+	size := int64(len(body))
+	if r.memoBytes.Add(size) > MemoBudget {
+		r.memoBytes.Add(-size)
+		return
+	}
+	if old := t.memo.Swap(&memo{stamp: s, body: body}); old != nil {
+		r.memoBytes.Add(-int64(len(old.body)))
+	}
+}
+
+// Recall returns the body remembered for topic if it still holds for f; the
+// caller must not modify it.
+func (r *Registry) Recall(name string, f Filter) ([]byte, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	t := r.topics[name]
+	if t == nil {
+		return nil, false
+	}
+	m := t.memo.Load()
+	if m == nil {
+		return nil, false
+	}
+	now := f.Now.UnixNano()
+	s := &m.stamp
+	if now < s.from || now >= s.until || s.inactive != int64(f.InactiveTimeout) || s.lifetime != int64(f.TombstoneLifetime) {
+		return nil, false
+	}
+	return m.body, true
+}
+
+// MemoBytes reports the bytes remembered answers hold together.
+func (r *Registry) MemoBytes() int64 { return r.memoBytes.Load() }
+
+// changed records, under the write lock, that what Lookup shows for t may
+// have changed: a stamp taken before no longer matches, and the memo goes.
+func (r *Registry) changed(t *topic) {
+	t.version++
+	if old := t.memo.Swap(nil); old != nil {
+		r.memoBytes.Add(-int64(len(old.body)))
+	}
+}
+
+// narrow shrinks the window around now to exclude boundary b: a predicate
+// that holds for now < b (and not after), or the reverse.
+func (s *Stamp) narrow(now, b int64) {
+	if b > now {
+		s.until = min(s.until, b)
+	} else {
+		s.from = max(s.from, b)
+	}
+}
+
+// satAdd is a+b without wrapping around.
+func satAdd(a, b int64) int64 {
+	if b > 0 && a > math.MaxInt64-b {
+		return math.MaxInt64
+	}
+	if b < 0 && a < math.MinInt64-b {
+		return math.MinInt64
+	}
+	return a + b
+}
