@@ -17,10 +17,14 @@ type appliedFSM struct {
 	*fsm.FSM
 	mu      sync.Mutex
 	changed chan struct{} // closed and replaced after every Apply and Restore
+	// self is this node's id; sessionsLost signals a restore that dropped
+	// its sessions (backup.go).
+	self         string
+	sessionsLost chan struct{}
 }
 
-func newAppliedFSM() *appliedFSM {
-	return &appliedFSM{FSM: fsm.New(), changed: make(chan struct{})}
+func newAppliedFSM(self string) *appliedFSM {
+	return &appliedFSM{FSM: fsm.New(), changed: make(chan struct{}), self: self, sessionsLost: make(chan struct{}, 1)}
 }
 
 func (a *appliedFSM) Apply(l *raft.Log) any {
@@ -30,7 +34,11 @@ func (a *appliedFSM) Apply(l *raft.Log) any {
 }
 
 func (a *appliedFSM) Restore(rc io.ReadCloser) error {
+	before, known := a.Registry().Owner(a.self)
 	err := a.FSM.Restore(rc)
+	if err == nil {
+		a.noteRestore(before, known)
+	}
 	a.wake()
 	return err
 }

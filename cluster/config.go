@@ -77,6 +77,11 @@ type Config struct {
 	// Bootstrap, with no Peers and no Join, makes a fresh node a
 	// single-server cluster. False: wait to be added.
 	Bootstrap bool
+	// BootstrapExpect, with Join, lets fresh nodes started with identical
+	// settings form a cluster without Peers: once this many fresh nodes
+	// found each other through Join, they bootstrap together; a node that
+	// finds a member of an existing cluster joins it instead. 0: off.
+	BootstrapExpect int
 
 	// AdminToken, when set, is required on every node-to-node request and
 	// sent with this node's own.
@@ -201,6 +206,9 @@ func (c Config) Validate() error {
 	if len(c.Peers) > 0 && len(c.Join) > 0 {
 		bad("give either peers or join, not both")
 	}
+	if c.BootstrapExpect < 0 || (c.BootstrapExpect > 0 && len(c.Join) == 0) {
+		bad("bootstrap expect %d: needs join addresses to find the other nodes, and must not be negative", c.BootstrapExpect)
+	}
 	if len(c.Peers) > 0 {
 		found := false
 		for _, p := range c.Peers {
@@ -243,4 +251,6 @@ type Network struct {
 	RPC net.Listener
 	// Dial opens an RPC stream to the member whose Raft address is addr.
 	Dial func(ctx context.Context, addr string) (net.Conn, error)
+	// Resolve, when set, replaces DNS for the host names of Join.
+	Resolve func(ctx context.Context, host string) ([]string, error)
 }

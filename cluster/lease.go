@@ -42,19 +42,22 @@ func (n *Node) checkExpired() {
 	if inc == 0 || !ok || !o.Expired || o.Incarnation != inc {
 		return
 	}
-	n.endIncarnation(inc)
+	n.endIncarnation(inc, leaseLapsed)
 }
+
+// leaseLapsed is why an incarnation ends when the cluster orphaned it.
+const leaseLapsed = "this node's lease expired; its sessions were orphaned"
 
 // endIncarnation ends incarnation inc on this node, if it is still the
 // current one: the cluster orphaned it (checkExpired saw it applied, or the
 // leader answered a batch of it as stale).
-func (n *Node) endIncarnation(inc uint64) {
+func (n *Node) endIncarnation(inc uint64, why string) {
 	if n.sessions.incarnation() != inc || n.sessions.isDraining() {
 		return
 	}
 	n.sessions.setIncarnation(0)
 	n.queue.setIncarnation(0)
-	n.logger.Warn("this node's lease expired; its sessions were orphaned, closing client connections", "incarnation", inc)
+	n.logger.Warn(why+"; closing client connections", "incarnation", inc)
 	n.closeClients()
 	select {
 	case n.incarnationOver <- struct{}{}:

@@ -224,7 +224,7 @@ func (n *Node) joinTargets() []string {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(n.ctx, time.Second)
-		addrs, err := net.DefaultResolver.LookupHost(ctx, host)
+		addrs, err := n.lookupHost(ctx, host)
 		cancel()
 		if err != nil || len(addrs) == 0 {
 			out = append(out, j) // let the dial report the failure

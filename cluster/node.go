@@ -66,6 +66,8 @@ type Node struct {
 
 	metrics nodeMetrics
 	counts  registryCounts
+	// found is what discovery (-bootstrap-expect) learnt: discovery.go.
+	found discovered
 
 	ctx      context.Context
 	cancel   context.CancelFunc
@@ -94,7 +96,7 @@ func New(cfg Config, logger hclog.Logger) (n *Node, err error) {
 	n = &Node{
 		cfg:     cfg,
 		logger:  logger,
-		fsm:     newAppliedFSM(),
+		fsm:     newAppliedFSM(cfg.NodeID),
 		expired: make(chan struct{}, 1),
 
 		incarnationOver: make(chan struct{}, 1),
@@ -192,6 +194,12 @@ func New(cfg Config, logger hclog.Logger) (n *Node, err error) {
 	}
 	n.raft = r
 	n.raftUp.Store(true)
+	// The state NewRaft restored at start is this node's own: no session of
+	// this process can be in it or lost from it.
+	select {
+	case <-n.fsm.sessionsLost:
+	default:
+	}
 	defer func() {
 		if err != nil {
 			n.raft.Shutdown().Error()
@@ -211,7 +219,7 @@ func New(cfg Config, logger hclog.Logger) (n *Node, err error) {
 		maxQueue: cfg.MaxQueue,
 		commit:   n.commitBatch,
 		refused:  func(ids []fsm.SessionID) { n.sessions.refused(ids) },
-		stale:    n.endIncarnation,
+		stale:    func(inc uint64) { n.endIncarnation(inc, leaseLapsed) },
 		metrics:  &n.metrics,
 		logger:   logger.Named("queue"),
 	})
@@ -224,7 +232,12 @@ func New(cfg Config, logger hclog.Logger) (n *Node, err error) {
 	n.start(n.leaderLoop)
 	n.start(n.incarnationLoop)
 	n.start(n.freshnessLoop)
-	if !existing && len(cfg.Join) > 0 {
+	n.start(n.restoredLoop)
+	switch {
+	case existing || len(cfg.Join) == 0:
+	case cfg.BootstrapExpect > 0:
+		n.start(n.discoverLoop)
+	default:
 		n.start(n.joinLoop)
 	}
 	logger.Info("node started", "id", cfg.NodeID, "raft", cfg.RaftAdvertise, "tls", n.tls != nil)

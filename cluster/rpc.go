@@ -23,9 +23,10 @@ import (
 )
 
 // The node-to-node RPC is HTTP/1.1 on RPC streams of the Raft port (mux.go):
-// forwarded batches, read-index requests, the status fan-out, and join,
-// leave and transfer requests forwarded to the leader. None of it exists on
-// the client HTTP port. Both halves live here.
+// forwarded batches, read-index requests, the status fan-out, join, leave,
+// transfer and restore requests forwarded to the leader (backup.go), and
+// discovery's hello (discovery.go). None of it exists on the client HTTP
+// port. Both halves live here.
 const (
 	rpcApply     = "/rpc/apply"
 	rpcReadIndex = "/rpc/read-index"
@@ -78,10 +79,12 @@ func newRPCServer(n *Node, ln net.Listener, logger hclog.Logger) *rpcServer {
 	m.HandleFunc("POST "+rpcLeave, s.member(s.handleLeave))
 	m.HandleFunc("POST "+rpcTransfer, s.member(s.handleTransfer))
 	m.HandleFunc("POST "+rpcOpen, s.member(s.handleOpen))
+	m.HandleFunc("POST "+rpcRestore, s.member(s.handleRestore))
 	// A joining node is not a member yet: join needs the admin token when
 	// one is set (and a certificate from the CA when TLS is on), nothing
 	// more. See docs/ARCHITECTURE.md, "Trust boundaries".
 	m.HandleFunc("POST "+rpcJoin, s.token(s.handleJoin))
+	m.HandleFunc("GET "+rpcHello, s.token(s.handleHello))
 	s.srv = &http.Server{
 		Handler:           m,
 		ReadHeaderTimeout: 10 * time.Second,

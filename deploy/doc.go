@@ -7,6 +7,10 @@
 //     no base image is ever pulled.
 //   - docker-compose.yml: a three-node cluster on one network, with the
 //     profiles nsq (nsqd and nsqadmin) and join (a fourth node).
+//   - docker-compose.dns.yml: three services with one identical command
+//     (-join raftlookupd:4162 -bootstrap-expect 3) and one network alias,
+//     which form a cluster by DNS discovery; dns_test.go runs it on an
+//     image of its own and checks one cluster, one leader, and a restart.
 //   - compose_test.go: builds the images and drives the compose file through
 //     leader loss, a network partition, rolling restarts, join and leave, and
 //     a full down/up, with a real nsqd, nsqadmin and go-nsq consumer.

@@ -44,6 +44,9 @@
 //     refused, rotation on SIGHUP. nonmember_test.go: a non-loopback
 //     non-member source refused by the RPC and the admin API.
 //     rawport_test.go speaks the Raft port's stream kinds directly.
+//   - backup_test.go: online backup and restore through raftlookupctl
+//     (snapshot save, inspect, restore) across a wipe of every node, under
+//     a real nsqd.
 //
 // Run: go test -race ./e2e. Environment: E2E_TRANSCRIPT=1 (with -v) logs
 // every step's answer; E2E_RACE_BINARIES=1 builds the binaries with -race;

@@ -58,6 +58,8 @@ func (s *Server) routes(reg *prometheus.Registry) http.Handler {
 	r.POST(wire.PathJoin, s.admin(true, s.handleJoin))
 	r.POST(wire.PathLeave, s.admin(true, s.handleLeave))
 	r.POST(wire.PathTransfer, s.admin(true, s.handleTransfer))
+	r.GET(wire.PathSnapshot, s.handleSnapshot)
+	r.POST(wire.PathRestore, s.admin(true, s.handleRestore))
 
 	// Outside /cluster/, so scrapers and probes need no admin token.
 	r.GET("/metrics", s.metricsHandler(reg))

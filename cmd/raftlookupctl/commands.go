@@ -58,6 +58,7 @@ func commands() []*command {
 		{name: "join", args: "ID RAFT_ADDRESS [-nonvoter]", summary: "add a server (a voter unless -nonvoter)", run: runJoin},
 		{name: "leave", args: "ID", summary: "remove a server", run: runLeave},
 		{name: "transfer-leadership", args: "[ID]", summary: "hand leadership to ID, or to any voter", run: runTransfer},
+		{name: "snapshot", args: "save|restore|inspect FILE", summary: "save a backup of the cluster, restore one into it, or describe one", run: runSnapshot},
 		{name: "health", summary: "exit 0 if the node has a leader and has caught up", run: runHealth},
 		{name: "version", summary: "print the version", run: runVersion},
 	}

@@ -12,6 +12,9 @@
 //	join ID RAFT_ADDRESS [-nonvoter]  add a server (a voter unless -nonvoter)
 //	leave ID                          remove a server
 //	transfer-leadership [ID]          hand leadership to ID, or to any up-to-date voter
+//	snapshot save FILE                write a consistent backup of the cluster's registry to FILE
+//	snapshot restore FILE             replace the registry on every node with FILE's topics and channels
+//	snapshot inspect FILE             print FILE's index, term and counts (reads the file only)
 //	health                            exit 0 if the node has a leader and has caught up
 //	version                           print this program's version
 //
@@ -26,6 +29,10 @@
 // status from the node, printed as one line on stderr) and 2 on a usage error.
 //
 // The JSON types are mirrored here rather than imported from package cluster,
-// which would link hashicorp/raft and its stores into a small HTTP client; a
-// test checks the mirror against package cluster.
+// which would link the Raft stores into a small HTTP client; a test checks
+// the mirror against package cluster. The backup format is package fsm's,
+// so snapshot reads and checks files exactly as a node does.
+//
+// snapshot save and restore wait up to 70s unless -timeout is given: a
+// restore returns once a quorum of nodes installed the backup.
 package main

@@ -76,7 +76,7 @@ func usage() string {
 	var b strings.Builder
 	b.WriteString("usage: raftlookupctl [-addr host:port] [-token TOKEN] [-timeout 5s] COMMAND [ARGS]\n\nCommands:\n")
 	for _, c := range commands() {
-		fmt.Fprintf(&b, "  %-32s  %s\n", c.synopsis(), c.summary)
+		fmt.Fprintf(&b, "  %-34s  %s\n", c.synopsis(), c.summary)
 	}
 	b.WriteString(`
 Global flags (also accepted after the command):

@@ -75,6 +75,7 @@ func newFlagSet(o *options, raw *rawFlags) *flag.FlagSet {
 	fs.StringVar(&raw.raftAddress, "raft-address", "0.0.0.0:4162", "<addr>:<port> to listen on for Raft peers")
 	fs.StringVar(&raw.peers, "peers", "", "static bootstrap on a fresh data dir: id=host:port,... (same on every node, includes this node)")
 	fs.StringVar(&raw.join, "join", "", "Raft addresses of members to ask for admission: host:port,... (a name resolving to several members stands for all)")
+	fs.IntVar(&c.BootstrapExpect, "bootstrap-expect", 0, "with -join and no -peers: on a fresh data dir, bootstrap once this many fresh nodes found each other through -join (same flags on every node; a name may resolve to all of them)")
 	fs.BoolVar(&c.Bootstrap, "bootstrap", true, "with neither -peers nor -join, start a single-node cluster on a fresh data dir (false: wait to be added)")
 	fs.StringVar(&raw.consistency, "read-consistency", string(wire.Bounded), "default read consistency: stale, bounded or linearizable")
 	fs.DurationVar(&c.MaxStaleness, "max-staleness", c.MaxStaleness, "bounded reads fail with 503 when the leader was not heard from for this long")
