@@ -365,10 +365,10 @@ func (n *Node) raftStreamAllowed(remote net.Addr) bool {
 	return n.peers.allowed(remote.String())
 }
 
-func (n *Node) serverAddresses() []string {
-	var out []string
+func (n *Node) serverAddresses() map[string]string {
+	out := map[string]string{}
 	for _, s := range n.configuration() {
-		out = append(out, string(s.Address))
+		out[string(s.ID)] = string(s.Address)
 	}
 	return out
 }

@@ -162,7 +162,7 @@ func (s *rpcServer) handleApply(ctx context.Context, r *http.Request) (any, erro
 	if len(data) > fsm.MaxEntryBytes {
 		return nil, fmt.Errorf("%w: batch larger than %d bytes", wire.ErrTooLarge, fsm.MaxEntryBytes)
 	}
-	return s.n.applyForwarded(ctx, data)
+	return s.n.applyForwarded(ctx, r.RemoteAddr, data)
 }
 
 func (s *rpcServer) handleOpen(_ context.Context, r *http.Request) (any, error) {
@@ -190,7 +190,31 @@ func (s *rpcServer) handleJoin(_ context.Context, r *http.Request) (any, error) 
 	if err := decodeJSON(r.Body, &req); err != nil {
 		return nil, err
 	}
+	if err := s.n.checkJoiner(r.RemoteAddr, req); err != nil {
+		s.n.logger.Warn("refused a join", "remote", r.RemoteAddr, "id", req.ID, "error", err)
+		return nil, err
+	}
 	return struct{}{}, asWire(s.n.Join(r.Context(), req))
+}
+
+// checkJoiner applies, when the node has neither TLS nor an admin token,
+// the rule for a caller the Raft port cannot authenticate: a member (or
+// loopback) may forward any join; anyone else may only add itself (its
+// source IP is the requested Raft address's), and may not take over the id
+// of an existing member at another address. With a token or TLS the caller
+// already proved itself.
+func (n *Node) checkJoiner(remote string, req wire.JoinRequest) error {
+	if n.tlsOn() || n.cfg.AdminToken != "" || n.peers.allowed(remote) {
+		return nil
+	}
+	if !callerOwnsAddress(remote, req.RaftAddress, n.peers.resolve) {
+		return fmt.Errorf("%w: without -admin-token or TLS a node may only add itself; %s is not %s's address",
+			wire.ErrForbidden, remote, req.RaftAddress)
+	}
+	if addr, ok := n.serverAddress(req.ID); ok && string(addr) != req.RaftAddress {
+		return fmt.Errorf("%w: %q is a member at %s; moving it needs -admin-token or TLS", wire.ErrForbidden, req.ID, addr)
+	}
+	return nil
 }
 
 func (s *rpcServer) handleLeave(ctx context.Context, r *http.Request) (any, error) {
@@ -322,49 +346,76 @@ func (c *rpcClient) call(ctx context.Context, addr, path string, body, out any) 
 	return nil
 }
 
-// memberIPs is the allow-list of the RPC streams when TLS is off: the IPs
-// the configuration's Raft addresses resolve to, plus loopback. Lookups are
-// cached; a miss refreshes at most once a second, so a new member is
-// admitted within a second of its addition.
+// memberIPs is the allow-list of the Raft port when TLS is off: the IPs
+// the configuration's Raft addresses resolve to, per member, plus loopback.
+// Lookups are cached; a miss refreshes at most once a second, so a new
+// member is admitted within a second of its addition.
 type memberIPs struct {
-	servers func() []string // Raft addresses of the configuration
+	servers func() map[string]string // member id -> Raft address
 	resolve func(host string) ([]net.IP, error)
 
 	mu      sync.Mutex
-	ips     map[string]bool
+	byIP    map[string]map[string]bool // IP -> member ids at that IP
 	fetched time.Time
 }
 
+// allowed reports whether remote is loopback or the IP of any member.
 func (m *memberIPs) allowed(remote string) bool {
+	ok, _ := m.lookup(remote, "")
+	return ok
+}
+
+// allowedFor reports whether remote is loopback or an IP of member id:
+// without TLS, the address is all that ties a caller to a node id.
+func (m *memberIPs) allowedFor(remote, id string) bool {
+	_, of := m.lookup(remote, id)
+	return of
+}
+
+// lookup answers whether remote is a member's IP (or loopback), and
+// whether it is one of id's (or loopback).
+func (m *memberIPs) lookup(remote, id string) (member, ofID bool) {
 	host, _, err := net.SplitHostPort(remote)
 	if err != nil {
-		return false
+		return false, false
 	}
 	ip := net.ParseIP(host)
 	if ip == nil {
-		return false
+		return false, false
 	}
 	if ip.IsLoopback() {
-		return true
+		return true, true
 	}
 	key := ip.String()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.ips[key] {
-		return true
+	if ids := m.byIP[key]; len(ids) > 0 && (id == "" || ids[id]) {
+		return true, id == "" || ids[id]
 	}
-	if time.Since(m.fetched) < time.Second {
-		return false
+	if time.Since(m.fetched) >= time.Second {
+		m.refreshLocked()
 	}
+	ids := m.byIP[key]
+	return len(ids) > 0, len(ids) > 0 && (id == "" || ids[id])
+}
+
+func (m *memberIPs) refreshLocked() {
 	m.fetched = time.Now()
-	m.ips = map[string]bool{}
-	for _, addr := range m.servers() {
+	m.byIP = map[string]map[string]bool{}
+	add := func(ip net.IP, id string) {
+		k := ip.String()
+		if m.byIP[k] == nil {
+			m.byIP[k] = map[string]bool{}
+		}
+		m.byIP[k][id] = true
+	}
+	for id, addr := range m.servers() {
 		h, _, err := net.SplitHostPort(addr)
 		if err != nil {
 			continue
 		}
 		if hip := net.ParseIP(h); hip != nil {
-			m.ips[hip.String()] = true
+			add(hip, id)
 			continue
 		}
 		resolved, err := m.resolve(h)
@@ -372,8 +423,40 @@ func (m *memberIPs) allowed(remote string) bool {
 			continue
 		}
 		for _, r := range resolved {
-			m.ips[r.String()] = true
+			add(r, id)
 		}
 	}
-	return m.ips[key]
+}
+
+// callerOwnsAddress reports whether remote is loopback or one of the IPs
+// addr's host resolves to: a node asking, without TLS or a token, to join
+// may only add itself.
+func callerOwnsAddress(remote, addr string, resolve func(string) ([]net.IP, error)) bool {
+	rh, _, err := net.SplitHostPort(remote)
+	if err != nil {
+		return false
+	}
+	rip := net.ParseIP(rh)
+	if rip == nil {
+		return false
+	}
+	if rip.IsLoopback() {
+		return true
+	}
+	h, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	ips := []net.IP{net.ParseIP(h)}
+	if ips[0] == nil {
+		if ips, err = resolve(h); err != nil {
+			return false
+		}
+	}
+	for _, ip := range ips {
+		if ip.Equal(rip) {
+			return true
+		}
+	}
+	return false
 }

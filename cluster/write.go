@@ -91,10 +91,15 @@ func futureResult(f raft.ApplyFuture) (applyResult, error) {
 // applyForwarded commits a batch a member forwarded, after checking it
 // completely (checkForwarded). wire.ErrNotLeader when this node does not
 // lead.
-func (n *Node) applyForwarded(ctx context.Context, data []byte) (applyResult, error) {
+func (n *Node) applyForwarded(ctx context.Context, remote string, data []byte) (applyResult, error) {
 	c, err := fsm.Decode(data)
 	if err != nil {
 		return applyResult{}, fmt.Errorf("%w: %v", wire.ErrBadRequest, err)
+	}
+	// Without TLS, the address is what ties a caller to a node id: a batch
+	// may only come from its origin's address (or loopback).
+	if !n.tlsOn() && c.Op == fsm.OpBatch && !n.peers.allowedFor(remote, c.Session.Owner) {
+		return applyResult{}, fmt.Errorf("%w: a batch of %q from %s, which is not its address", wire.ErrForbidden, c.Session.Owner, remote)
 	}
 	if err := checkForwarded(&c); err != nil {
 		if c.Op == fsm.OpBatch {

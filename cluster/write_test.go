@@ -50,12 +50,15 @@ func TestCheckForwarded(t *testing.T) {
 	}
 }
 
-// Without TLS, the RPC admits the IPs members' Raft addresses resolve to,
-// and loopback; names are resolved again at most once a second on a miss.
+// Without TLS, the Raft port admits the IPs members' Raft addresses
+// resolve to, and loopback; names are resolved again at most once a second
+// on a miss. A batch's origin must be the caller's own address.
 func TestMemberIPs(t *testing.T) {
 	lookups := 0
 	m := &memberIPs{
-		servers: func() []string { return []string{"10.0.0.1:4162", "node2:4162", "bad"} },
+		servers: func() map[string]string {
+			return map[string]string{"n1": "10.0.0.1:4162", "n2": "node2:4162", "n3": "bad"}
+		},
 		resolve: func(host string) ([]net.IP, error) {
 			lookups++
 			if host == "node2" {
@@ -74,5 +77,34 @@ func TestMemberIPs(t *testing.T) {
 	}
 	if lookups != 1 {
 		t.Errorf("%d lookups, want 1 (misses within a second reuse the last resolution)", lookups)
+	}
+	for _, c := range []struct {
+		remote, id string
+		want       bool
+	}{
+		{"10.0.0.1:1", "n1", true}, {"10.0.0.2:1", "n2", true}, {"127.0.0.1:1", "n2", true},
+		{"10.0.0.1:1", "n2", false}, {"10.0.0.2:1", "n1", false}, {"10.0.0.9:1", "n1", false},
+	} {
+		if got := m.allowedFor(c.remote, c.id); got != c.want {
+			t.Errorf("allowedFor(%q, %q) = %v, want %v", c.remote, c.id, got, c.want)
+		}
+	}
+	res := func(h string) ([]net.IP, error) {
+		if h == "me.example" {
+			return []net.IP{net.ParseIP("10.0.0.7")}, nil
+		}
+		return nil, errors.New("no such host")
+	}
+	for _, c := range []struct {
+		remote, addr string
+		want         bool
+	}{
+		{"10.0.0.7:1", "10.0.0.7:4162", true}, {"10.0.0.7:1", "me.example:4162", true},
+		{"127.0.0.1:1", "10.9.9.9:4162", true}, {"10.0.0.8:1", "me.example:4162", false},
+		{"10.0.0.8:1", "127.0.0.1:1", false},
+	} {
+		if got := callerOwnsAddress(c.remote, c.addr, res); got != c.want {
+			t.Errorf("callerOwnsAddress(%q, %q) = %v, want %v", c.remote, c.addr, got, c.want)
+		}
 	}
 }

@@ -8,6 +8,7 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -64,11 +65,20 @@ func TestRPCRefusesNonMember(t *testing.T) {
 			}
 		}
 	}
-	// Join needs no membership (a joining node is not a member yet), only
-	// the admin token when one is set: the cluster's answer to a non-member
-	// is what -admin-token is for. Recorded, not asserted.
-	res := rpcCall(leader.RaftAddr(), src, nil, "POST", "/rpc/join", []byte(`{"id":`))
-	t.Logf("POST /rpc/join (malformed) from %s: %s", src, res)
+	// Join needs no membership (a joining node is not a member yet). With
+	// neither a token nor TLS a caller may only add itself: another
+	// address, or an existing member's id at a new address, is refused.
+	for _, j := range []string{
+		`{"id":"evil","raft_address":"127.0.0.1:1","voter":false}`,
+		fmt.Sprintf(`{"id":"n2","raft_address":"%s"}`, net.JoinHostPort(src.String(), "4999")),
+	} {
+		if res := rpcCall(leader.RaftAddr(), src, nil, "POST", "/rpc/join", []byte(j)); res.Err != nil || res.Status != http.StatusForbidden {
+			t.Errorf("POST /rpc/join %s from %s: %s; want 403", j, src, res)
+		}
+	}
+	if st, err := leader.Status(); err != nil || len(st.Members) != 3 {
+		t.Errorf("after refused joins: %d members (err %v), want 3", len(st.Members), err)
+	}
 
 	admin := []struct {
 		method, path string
