@@ -105,6 +105,16 @@ func (n *Node) leaveLocal(ctx context.Context, id string) error {
 		}
 		return raft.ErrNotLeader
 	}
+	// Tell the node first, so it stops acknowledging nsqd and drains its
+	// queue while it can still commit. It may be down: then there is
+	// nothing to tell, and the removal goes on.
+	if addr, ok := n.serverAddress(id); ok {
+		rctx, cancel := context.WithTimeout(ctx, n.cfg.WriteTimeout)
+		if err := n.rpcc.call(rctx, string(addr), rpcRetire, struct{}{}, nil); err != nil {
+			n.logger.Warn("could not tell a member it is being removed; removing it anyway", "id", id, "error", err)
+		}
+		cancel()
+	}
 	if err := n.raft.RemoveServer(raft.ServerID(id), 0, 0).Error(); err != nil {
 		return fmt.Errorf("remove %s: %w", id, err)
 	}

@@ -63,6 +63,9 @@ type Node struct {
 	// serving is false while the node cannot commit (serving.go): it then
 	// acknowledges no nsqd.
 	serving atomic.Bool
+	// retireIndex is the configuration index at which the leader said it
+	// is removing this node (serving.go); 0: not retiring.
+	retireIndex atomic.Uint64
 
 	metrics nodeMetrics
 	counts  registryCounts

@@ -35,6 +35,7 @@ const (
 	rpcLeave     = "/rpc/leave"
 	rpcTransfer  = "/rpc/transfer"
 	rpcOpen      = "/rpc/open-incarnation"
+	rpcRetire    = "/rpc/retire"
 )
 
 const (
@@ -79,6 +80,7 @@ func newRPCServer(n *Node, ln net.Listener, logger hclog.Logger) *rpcServer {
 	m.HandleFunc("POST "+rpcLeave, s.member(s.handleLeave))
 	m.HandleFunc("POST "+rpcTransfer, s.member(s.handleTransfer))
 	m.HandleFunc("POST "+rpcOpen, s.member(s.handleOpen))
+	m.HandleFunc("POST "+rpcRetire, s.member(s.handleRetire))
 	m.HandleFunc("POST "+rpcRestore, s.member(s.handleRestore))
 	// A joining node is not a member yet: join needs the admin token when
 	// one is set (and a certificate from the CA when TLS is on), nothing
@@ -174,6 +176,10 @@ func (s *rpcServer) handleOpen(_ context.Context, r *http.Request) (any, error) 
 		return nil, fmt.Errorf("%w: command larger than %d bytes", wire.ErrTooLarge, maxRPCBody)
 	}
 	return s.n.applyOpen(data)
+}
+
+func (s *rpcServer) handleRetire(ctx context.Context, _ *http.Request) (any, error) {
+	return struct{}{}, s.n.retire(ctx)
 }
 
 func (s *rpcServer) handleReadIndex(ctx context.Context, _ *http.Request) (any, error) {

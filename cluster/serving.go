@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"fmt"
 	"time"
 
@@ -27,6 +28,8 @@ func (n *Node) checkServing(wasMember *bool) {
 	reason := ""
 	member := n.isMember()
 	switch {
+	case n.retiredSince() != 0:
+		reason = "leaving the cluster (leave)"
 	case n.raft.State() == raft.Shutdown:
 		reason = "raft has shut down (removed from the cluster?)"
 	case *wasMember && !member:
@@ -53,4 +56,52 @@ func (n *Node) servingErr() error {
 		return nil
 	}
 	return fmt.Errorf("%w: this node cannot commit now; ask another node", wire.ErrNotServing)
+}
+
+// retire is the leader telling this node it is about to remove it: from now
+// on it acknowledges nothing, and it returns once what its queue held is
+// committed (or ctx ends), so nothing it acknowledged is lost with it. A
+// later configuration that holds this node again (a new join) ends the
+// retirement.
+func (n *Node) retire(ctx context.Context) error {
+	f := n.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return err
+	}
+	n.retireIndex.Store(f.Index())
+	if n.serving.Swap(false) {
+		n.logger.Warn("the leader is removing this node; it stops acknowledging clients")
+		n.closeClients()
+	}
+	for n.queue.depth() > 0 {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w: queue not drained before removal: %v", wire.ErrNoLeader, ctx.Err())
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+// retiredSince returns the configuration index at which this node was told
+// it is being removed, or 0 when it is not (any more): a configuration after
+// that index that holds the node again means it was added back.
+func (n *Node) retiredSince() uint64 {
+	idx := n.retireIndex.Load()
+	if idx == 0 {
+		return 0
+	}
+	f := n.raft.GetConfiguration()
+	if f.Error() != nil {
+		return idx
+	}
+	if f.Index() > idx {
+		for _, s := range f.Configuration().Servers {
+			if string(s.ID) == n.cfg.NodeID {
+				n.retireIndex.CompareAndSwap(idx, 0)
+				return 0
+			}
+		}
+	}
+	return idx
 }

@@ -38,7 +38,9 @@ const (
 func TestHostileClients(t *testing.T) {
 	seed := hostileSeed()
 	t.Logf("seed %d (E2E_HOSTILE_SEED=%d repeats the requests)", seed, seed)
-	c := StartCluster(t, 3)
+	// The restart at the end orphans the raw nsqds' sessions; a short grace
+	// lets them go within the settle wait.
+	c := StartCluster(t, 3, "-orphan-grace", "3s")
 	src := nonLoopbackIP()
 	if src == nil {
 		t.Logf("no non-loopback source address on this host: the remote class is not sent")
