@@ -255,13 +255,13 @@ func TestRestoreReachesANodeCutOffDuringIt(t *testing.T) {
 // sessions: only a restored backup closes connections.
 func TestCatchUpSnapshotKeepsSessions(t *testing.T) {
 	tc := newTestCluster(t)
-	var peers []cluster.Peer
+	var peers []cluster.Server
 	for _, id := range []string{"n1", "n2", "n3"} {
-		peers = append(peers, cluster.Peer{ID: id, RaftAddress: raftAddr(id)})
+		peers = append(peers, cluster.Server{ID: id, RaftAddress: raftAddr(id)})
 	}
 	for _, id := range []string{"n1", "n2", "n3"} {
 		tc.start(id, func(c *cluster.Config) {
-			c.Peers = peers
+			c.Servers = peers
 			c.TrailingLogs = 1
 			c.LeaseTimeout = time.Minute // the cut-off follower's lease must not lapse
 		})

@@ -197,12 +197,12 @@ func TestOwnerLeaseExpiresAndNodeRecovers(t *testing.T) {
 // first PING replicated) it supersedes the orphan long before the grace.
 func TestOrphanSupersededByReregistration(t *testing.T) {
 	tc := newTestCluster(t)
-	var peers []cluster.Peer
+	var peers []cluster.Server
 	for _, id := range []string{"n1", "n2", "n3"} {
-		peers = append(peers, cluster.Peer{ID: id, RaftAddress: raftAddr(id)})
+		peers = append(peers, cluster.Server{ID: id, RaftAddress: raftAddr(id)})
 	}
 	for _, id := range []string{"n1", "n2", "n3"} {
-		tc.start(id, func(c *cluster.Config) { c.Peers = peers; c.OrphanGrace = time.Minute })
+		tc.start(id, func(c *cluster.Config) { c.Servers = peers; c.OrphanGrace = time.Minute })
 	}
 	tc.waitReady("n1", "n2", "n3")
 	a, b := tc.follower(), tc.leader()

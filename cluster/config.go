@@ -12,18 +12,18 @@ import (
 	"github.com/raftlookupd/raftlookupd/fsm"
 )
 
-// Peer is one server of a static bootstrap configuration.
-type Peer struct {
+// Server is one server of a static bootstrap configuration (-peers).
+type Server struct {
 	ID          string
 	RaftAddress string
 }
 
-// ParsePeers parses "id=host:port,id=host:port".
-func ParsePeers(s string) ([]Peer, error) {
+// ParseServers parses "id=host:port,id=host:port".
+func ParseServers(s string) ([]Server, error) {
 	if strings.TrimSpace(s) == "" {
 		return nil, nil
 	}
-	var out []Peer
+	var out []Server
 	seen := map[string]bool{}
 	for _, part := range strings.Split(s, ",") {
 		id, addr, ok := strings.Cut(strings.TrimSpace(part), "=")
@@ -37,7 +37,7 @@ func ParsePeers(s string) ([]Peer, error) {
 			return nil, fmt.Errorf("peer id %q listed twice", id)
 		}
 		seen[id] = true
-		out = append(out, Peer{ID: id, RaftAddress: addr})
+		out = append(out, Server{ID: id, RaftAddress: addr})
 	}
 	return out, nil
 }
@@ -67,18 +67,18 @@ type Config struct {
 	HTTPAdvertise string
 	TCPAdvertise  string
 
-	// Peers bootstraps a static cluster on a fresh data dir; it must be the
+	// Servers (-peers) bootstraps a static cluster on a fresh data dir; it must be the
 	// same on every node. Ignored once state exists.
-	Peers []Peer
+	Servers []Server
 	// Join lists Raft addresses of members to ask for admission until one
 	// accepts; a host name that resolves to several addresses stands for
 	// all of them and is resolved again on every attempt.
 	Join []string
-	// Bootstrap, with no Peers and no Join, makes a fresh node a
+	// Bootstrap, with no Servers and no Join, makes a fresh node a
 	// single-server cluster. False: wait to be added.
 	Bootstrap bool
 	// BootstrapExpect, with Join, lets fresh nodes started with identical
-	// settings form a cluster without Peers: once this many fresh nodes
+	// settings form a cluster without Servers: once this many fresh nodes
 	// found each other through Join, they bootstrap together; a node that
 	// finds a member of an existing cluster joins it instead. 0: off.
 	BootstrapExpect int
@@ -203,15 +203,15 @@ func (c Config) Validate() error {
 			bad("raft advertise address %q is not reachable by peers: set a broadcast address", c.RaftAdvertise)
 		}
 	}
-	if len(c.Peers) > 0 && len(c.Join) > 0 {
+	if len(c.Servers) > 0 && len(c.Join) > 0 {
 		bad("give either peers or join, not both")
 	}
 	if c.BootstrapExpect < 0 || (c.BootstrapExpect > 0 && len(c.Join) == 0) {
 		bad("bootstrap expect %d: needs join addresses to find the other nodes, and must not be negative", c.BootstrapExpect)
 	}
-	if len(c.Peers) > 0 {
+	if len(c.Servers) > 0 {
 		found := false
-		for _, p := range c.Peers {
+		for _, p := range c.Servers {
 			found = found || p.ID == c.NodeID
 		}
 		if !found {

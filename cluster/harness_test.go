@@ -161,12 +161,12 @@ func (tc *testCluster) kill(id string) {
 
 // startThree bootstraps n1..n3 with static peers and waits for a leader.
 func (tc *testCluster) startThree() {
-	var peers []cluster.Peer
+	var peers []cluster.Server
 	for _, id := range []string{"n1", "n2", "n3"} {
-		peers = append(peers, cluster.Peer{ID: id, RaftAddress: raftAddr(id)})
+		peers = append(peers, cluster.Server{ID: id, RaftAddress: raftAddr(id)})
 	}
 	for _, id := range []string{"n1", "n2", "n3"} {
-		tc.start(id, func(c *cluster.Config) { c.Peers = peers })
+		tc.start(id, func(c *cluster.Config) { c.Servers = peers })
 	}
 	tc.waitReady("n1", "n2", "n3")
 }

@@ -13,13 +13,13 @@ import (
 )
 
 func startThreeWith(tc *testCluster, mutate func(*cluster.Config)) {
-	var peers []cluster.Peer
+	var peers []cluster.Server
 	for _, id := range []string{"n1", "n2", "n3"} {
-		peers = append(peers, cluster.Peer{ID: id, RaftAddress: raftAddr(id)})
+		peers = append(peers, cluster.Server{ID: id, RaftAddress: raftAddr(id)})
 	}
 	for _, id := range []string{"n1", "n2", "n3"} {
 		tc.start(id, func(c *cluster.Config) {
-			c.Peers = peers
+			c.Servers = peers
 			if mutate != nil {
 				mutate(c)
 			}

@@ -33,11 +33,11 @@ type Node struct {
 	transport raft.Transport
 	store     *raftboltdb.BoltStore
 
-	mux   *mux      // nil with a test network
-	tls   *tlsFiles // nil without TLS
-	rpc   *rpcServer
-	rpcc  *rpcClient
-	peers *memberIPs
+	mux     *mux      // nil with a test network
+	tls     *tlsFiles // nil without TLS
+	rpc     *rpcServer
+	rpcc    *rpcClient
+	members *memberIPs
 
 	queue    *queue
 	seq      *sequencer // orders batches proposed on this node while it leads
@@ -143,7 +143,7 @@ func New(cfg Config, logger hclog.Logger) (n *Node, err error) {
 		dial = func(ctx context.Context, addr string) (net.Conn, error) { return n.mux.dial(ctx, addr, streamRPC) }
 	}
 	n.rpcc = newRPCClient(dial, cfg.AdminToken, cfg.WriteTimeout)
-	n.peers = &memberIPs{servers: n.serverAddresses, resolve: lookupIP}
+	n.members = &memberIPs{servers: n.serverAddresses, resolve: lookupIP}
 	n.rpc = newRPCServer(n, rpcLn, logger.Named("rpc"))
 
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
@@ -250,8 +250,8 @@ func New(cfg Config, logger hclog.Logger) (n *Node, err error) {
 func (n *Node) bootstrap() error {
 	var servers []raft.Server
 	switch {
-	case len(n.cfg.Peers) > 0:
-		for _, p := range n.cfg.Peers {
+	case len(n.cfg.Servers) > 0:
+		for _, p := range n.cfg.Servers {
 			addr := p.RaftAddress
 			if p.ID == n.cfg.NodeID {
 				addr = n.cfg.RaftAdvertise
@@ -365,7 +365,7 @@ func (n *Node) raftStreamAllowed(remote net.Addr) bool {
 	if len(n.configuration()) == 0 {
 		return true
 	}
-	return n.peers.allowed(remote.String())
+	return n.members.allowed(remote.String())
 }
 
 func (n *Node) serverAddresses() map[string]string {

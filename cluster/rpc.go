@@ -138,7 +138,7 @@ func (s *rpcServer) token(h rpcHandler) http.HandlerFunc {
 func (s *rpcServer) member(h rpcHandler) http.HandlerFunc {
 	inner := s.token(h)
 	return func(w http.ResponseWriter, r *http.Request) {
-		if !s.n.tlsOn() && !s.n.peers.allowed(r.RemoteAddr) {
+		if !s.n.tlsOn() && !s.n.members.allowed(r.RemoteAddr) {
 			s.n.logger.Warn("refused a node-to-node request from a non-member", "remote", r.RemoteAddr, "path", r.URL.Path)
 			writeRPCError(w, fmt.Errorf("%w: %s is not a member's address", wire.ErrForbidden, r.RemoteAddr))
 			return
@@ -210,10 +210,10 @@ func (s *rpcServer) handleJoin(_ context.Context, r *http.Request) (any, error) 
 // of an existing member at another address. With a token or TLS the caller
 // already proved itself.
 func (n *Node) checkJoiner(remote string, req wire.JoinRequest) error {
-	if n.tlsOn() || n.cfg.AdminToken != "" || n.peers.allowed(remote) {
+	if n.tlsOn() || n.cfg.AdminToken != "" || n.members.allowed(remote) {
 		return nil
 	}
-	if !callerOwnsAddress(remote, req.RaftAddress, n.peers.resolve) {
+	if !callerOwnsAddress(remote, req.RaftAddress, n.members.resolve) {
 		return fmt.Errorf("%w: without -admin-token or TLS a node may only add itself; %s is not %s's address",
 			wire.ErrForbidden, remote, req.RaftAddress)
 	}

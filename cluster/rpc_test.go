@@ -34,7 +34,7 @@ func TestRPCRefusesBeforeReading(t *testing.T) {
 		return &Node{
 			cfg:    Config{AdminToken: token, WriteTimeout: 1e9},
 			logger: hclog.NewNullLogger(),
-			peers: &memberIPs{servers: func() map[string]string { return map[string]string{"n1": "10.0.0.1:4162"} },
+			members: &memberIPs{servers: func() map[string]string { return map[string]string{"n1": "10.0.0.1:4162"} },
 				resolve: func(string) ([]net.IP, error) { return nil, nil }},
 		}
 	}

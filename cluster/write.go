@@ -98,7 +98,7 @@ func (n *Node) applyForwarded(ctx context.Context, remote string, data []byte) (
 	}
 	// Without TLS, the address is what ties a caller to a node id: a batch
 	// may only come from its origin's address (or loopback).
-	if !n.tlsOn() && c.Op == fsm.OpBatch && !n.peers.allowedFor(remote, c.Session.Owner) {
+	if !n.tlsOn() && c.Op == fsm.OpBatch && !n.members.allowedFor(remote, c.Session.Owner) {
 		return applyResult{}, fmt.Errorf("%w: a batch of %q from %s, which is not its address", wire.ErrForbidden, c.Session.Owner, remote)
 	}
 	if err := checkForwarded(&c); err != nil {

@@ -59,9 +59,9 @@ type Filter struct {
 	TombstoneLifetime time.Duration
 }
 
-// Node is one entry of /nodes: one producer identity with the topics any of its
+// NodesEntry is one entry of /nodes: one producer identity with the topics any of its
 // live sessions registered, and per topic whether it is tombstoned.
-type Node struct {
+type NodesEntry struct {
 	PeerInfo
 	Topics     []string
 	Tombstones []bool

@@ -94,7 +94,7 @@ func (r *Registry) Channels(name string) []string {
 // are those any active session of the identity registered; a topic counts as
 // tombstoned when every such session's record of it is tombstoned within the
 // lifetime, i.e. when /lookup hides the identity for that topic.
-func (r *Registry) Nodes(f Filter) []Node {
+func (r *Registry) Nodes(f Filter) []NodesEntry {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	now := f.Now.UnixNano()
@@ -122,9 +122,9 @@ func (r *Registry) Nodes(f Filter) []Node {
 			a.topics[t.name] = tomb
 		}
 	}
-	out := make([]Node, 0, len(byID))
+	out := make([]NodesEntry, 0, len(byID))
 	for _, a := range byID {
-		n := Node{PeerInfo: a.rep.peer, Topics: make([]string, 0, len(a.topics)), Tombstones: make([]bool, 0, len(a.topics))}
+		n := NodesEntry{PeerInfo: a.rep.peer, Topics: make([]string, 0, len(a.topics)), Tombstones: make([]bool, 0, len(a.topics))}
 		for name := range a.topics {
 			n.Topics = append(n.Topics, name)
 		}
@@ -134,7 +134,7 @@ func (r *Registry) Nodes(f Filter) []Node {
 		}
 		out = append(out, n)
 	}
-	slices.SortFunc(out, func(a, b Node) int { return compareIdentity(a.Identity(), b.Identity()) })
+	slices.SortFunc(out, func(a, b NodesEntry) int { return compareIdentity(a.Identity(), b.Identity()) })
 	return out
 }
 

@@ -30,7 +30,7 @@ type Registry interface {
 	// Nodes answers /nodes: producers hidden only by f.InactiveTimeout, each
 	// with equally long Topics and Tombstones (tombstoned within
 	// f.TombstoneLifetime).
-	Nodes(f fsm.Filter) []fsm.Node
+	Nodes(f fsm.Filter) []fsm.NodesEntry
 	// Debug answers /debug: raw producer records keyed "category:key:subkey".
 	Debug() map[string][]fsm.DebugProducer
 }

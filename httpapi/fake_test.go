@@ -211,16 +211,16 @@ func (r *fakeRegistry) Channels(topic string) []string {
 
 // Nodes is /nodes: membership filtered by inactivity only, tombstones within
 // the real lifetime.
-func (r *fakeRegistry) Nodes(f fsm.Filter) []fsm.Node {
+func (r *fakeRegistry) Nodes(f fsm.Filter) []fsm.NodesEntry {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.enter("Nodes")
-	out := []fsm.Node{}
+	out := []fsm.NodesEntry{}
 	for _, c := range r.producers("client", "", "") {
 		if !active(c, f, 0) {
 			continue
 		}
-		n := fsm.Node{PeerInfo: c.peer.PeerInfo, Topics: []string{}, Tombstones: []bool{}}
+		n := fsm.NodesEntry{PeerInfo: c.peer.PeerInfo, Topics: []string{}, Tombstones: []bool{}}
 		for k, ps := range r.db {
 			if k.cat != "topic" {
 				continue

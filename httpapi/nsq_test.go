@@ -303,8 +303,8 @@ func (brokenRegistry) Remember(fsm.Stamp, []byte)               {}
 func (brokenRegistry) Recall(string, fsm.Filter) ([]byte, bool) { return nil, false }
 func (brokenRegistry) Topics() []string                         { return nil }
 func (brokenRegistry) Channels(string) []string                 { return nil }
-func (brokenRegistry) Nodes(fsm.Filter) []fsm.Node {
-	return []fsm.Node{{Topics: []string{"a", "b"}, Tombstones: []bool{true}}, {Tombstones: []bool{true}}}
+func (brokenRegistry) Nodes(fsm.Filter) []fsm.NodesEntry {
+	return []fsm.NodesEntry{{Topics: []string{"a", "b"}, Tombstones: []bool{true}}, {Tombstones: []bool{true}}}
 }
 func (brokenRegistry) Debug() map[string][]fsm.DebugProducer {
 	return map[string][]fsm.DebugProducer{"topic:x:": nil}

@@ -179,7 +179,7 @@ func (o *options) check(raw *rawFlags) error {
 			return fmt.Errorf("%s %q: %w", a.name, a.addr, err)
 		}
 	}
-	if c.Peers, err = cluster.ParsePeers(raw.peers); err != nil {
+	if c.Servers, err = cluster.ParseServers(raw.peers); err != nil {
 		return fmt.Errorf("-peers: %w", err)
 	}
 	for _, a := range strings.Split(raw.join, ",") {

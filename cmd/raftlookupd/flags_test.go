@@ -39,7 +39,7 @@ var flagCases = []struct {
 	{"data-dir", "/var/lib/x", `"/var/lib/x"`, nil, func(o *options) any { return o.cluster.DataDir }, "/var/lib/x"},
 	{"raft-address", "127.0.0.1:5162", `"127.0.0.1:5162"`, nil, func(o *options) any { return o.raftAddress }, "127.0.0.1:5162"},
 	{"peers", "n1=h1:4162,n2=h2:4162", `"n1=h1:4162,n2=h2:4162"`, []string{"-node-id", "n1"},
-		func(o *options) any { return o.cluster.Peers }, []cluster.Peer{{ID: "n1", RaftAddress: "h1:4162"}, {ID: "n2", RaftAddress: "h2:4162"}}},
+		func(o *options) any { return o.cluster.Servers }, []cluster.Server{{ID: "n1", RaftAddress: "h1:4162"}, {ID: "n2", RaftAddress: "h2:4162"}}},
 	{"join", "h1:4162, h2:4162", `"h1:4162, h2:4162"`, nil, func(o *options) any { return o.cluster.Join }, []string{"h1:4162", "h2:4162"}},
 	{"bootstrap-expect", "3", "3", []string{"-join", "lookupd:4162"}, func(o *options) any { return o.cluster.BootstrapExpect }, 3},
 	{"bootstrap", "false", "false", nil, func(o *options) any { return o.cluster.Bootstrap }, false},

@@ -289,10 +289,10 @@ func TestKubernetesManifests(t *testing.T) {
 		if opts.cluster.NodeID != pod || opts.broadcastAddress != peerName(pod) {
 			t.Errorf("pod %s: node id %q, broadcast address %q", pod, opts.cluster.NodeID, opts.broadcastAddress)
 		}
-		if len(opts.cluster.Peers) != sts.Replicas {
-			t.Errorf("pod %s: %d peers for %d replicas", pod, len(opts.cluster.Peers), sts.Replicas)
+		if len(opts.cluster.Servers) != sts.Replicas {
+			t.Errorf("pod %s: %d peers for %d replicas", pod, len(opts.cluster.Servers), sts.Replicas)
 		}
-		for j, p := range opts.cluster.Peers {
+		for j, p := range opts.cluster.Servers {
 			other := fmt.Sprintf("%s-%d", stsName, j)
 			if want := net.JoinHostPort(peerName(other), strconv.Itoa(raftPort)); p.ID != other || p.RaftAddress != want {
 				t.Errorf("peer %d: %s=%s, want %s=%s", j, p.ID, p.RaftAddress, other, want)
