@@ -19,8 +19,9 @@
 //     node and a follower of a 3-node cluster.
 //   - deviations_test.go covers the deliberate differences from nsqlookupd;
 //     limits_test.go pins the TCP limit flags.
-//   - lifecycle_test.go: SIGTERM hands leadership over and keeps the node a
-//     member, PINGs ride on lease renewals, a node back after its lease
+//   - lifecycle_test.go: SIGTERM orphans the node's sessions (listed for the
+//     grace), hands leadership over and keeps the node a member, PINGs ride
+//     on lease renewals, a node back after its lease
 //     expired closes its clients, a restarted follower refuses bounded reads
 //     until it caught up.
 //   - nsqd_test.go runs a real nsqd and a go-nsq consumer against raftlookupd
@@ -28,7 +29,8 @@
 //     real nsqd.
 //   - ha_test.go (helpers in ha_helpers_test.go): the high-availability
 //     behaviour of a 3-node cluster under nsqd and go-nsq: listed once,
-//     leader SIGKILL with zero failed reads, owner-lease expiry, quorum loss
+//     leader SIGKILL with zero failed reads, owner-lease expiry (producers
+//     listed until the grace ends), quorum loss
 //     (SIGSTOP), full and rolling restarts, a frozen leader resuming.
 //   - ops_test.go (helpers in ops_helpers_test.go): the README's operator
 //     recipes through raftlookupctl: grow, shrink, replace, leave and rejoin,

@@ -1,5 +1,7 @@
 // Package httpapi serves nsqlookupd 1.3.0's HTTP API (docs/COMPATIBILITY.md#http-common) from the
-// replicated registry, plus raftlookupd's /cluster/* admin and node-to-node API.
+// replicated registry, plus raftlookupd's /cluster/* admin API, /metrics, the
+// probes and pprof. Node-to-node calls are not served here: they use the Raft
+// port (package cluster).
 //
 // Invariants:
 //
@@ -30,6 +32,12 @@
 //   - When an admin token is configured, every request under /cluster/ needs
 //     it, whatever the method or path; the nsqlookupd endpoints never do
 //     (go-nsq sends its own Authorization header there, which is ignored).
+//     Without a token, membership and leadership changes and restore are
+//     accepted from loopback only. pprof needs the token, or loopback without
+//     one; its cmdline endpoint is never served (it would show the token).
+//   - What one client can hold is bounded: 64 KiB of request line and
+//     headers (else 431), read and idle timeouts, 1 MiB of an ignored body
+//     (docs/COMPATIBILITY.md#diff-http-limits).
 //   - This package holds no registry state and no package-level mutable state;
 //     it talks to the rest of the node only through Registry and Cluster.
 package httpapi

@@ -21,12 +21,17 @@
 //   - Nothing a client sends can make the server allocate without bound: a
 //     line is read into a fixed buffer of Config.MaxLineBytes, an IDENTIFY
 //     body is allocated only after its length was checked against
-//     Config.MaxIdentifyBody, and registrations and connections are capped.
+//     Config.MaxIdentifyBody, its fields are bounded by what the registry
+//     keeps, and registrations and connections are capped.
 //     These are the deliberate departures from nsqlookupd, which crashes on
 //     a negative body length and grows memory on endless lines.
 //   - Idle connections have no read deadline (nsqd pings only every 15 s and
 //     nsqlookupd never times peers out); dead peers are found by TCP
 //     keep-alive. Writes have a deadline so a client that stops reading
 //     cannot pin a goroutine.
+//   - A refusal from the Registry closes the connection: a cluster-wide cap
+//     answers E_INVALID, anything else (the node cannot commit, has no
+//     incarnation, or the session is gone) E_UNAVAILABLE, so nsqd reconnects
+//     and registers again, possibly through another node.
 //   - Every goroutine is owned by the Server and waited for by Shutdown.
 package tcpproto
