@@ -19,10 +19,6 @@ import (
 const (
 	registerTimeout = 10 * time.Second
 	restartTimeout  = 30 * time.Second
-	// leaseExpiry bounds how long sessions of a SIGKILLed node's old
-	// incarnation may stay listed after it restarts (docs/COMPATIBILITY.md#diff-owner-lease: 15 s
-	// lease timeout; a restart should drop them sooner).
-	leaseExpiry = 20 * time.Second
 )
 
 // lookupProducers returns /lookup?topic= of a node (error unless 200).
@@ -216,7 +212,10 @@ func TestNSQD(t *testing.T) {
 	checkPersisted(t, node, "persist_topic", "persist_ch")
 	checkPersisted(t, node, "persist_topic2", "persist_ch2")
 	start := time.Now()
-	waitFor(t, leaseExpiry, noProducers(node.HTTPAddr(), topic, "live_topic", "live_topic2"))
+	// The restart's new incarnation orphans the old one's sessions: they go
+	// with the orphan grace, far sooner than the 15 s lease timeout would
+	// drop them (so this cannot pass on lease expiry alone).
+	waitFor(t, nsqdTestGrace+5*time.Second, noProducers(node.HTTPAddr(), topic, "live_topic", "live_topic2"))
 	t.Logf("after SIGKILL + restart the old session was gone after %v", time.Since(start).Round(time.Millisecond))
 	if err := holdsFor(time.Second, noProducers(node.HTTPAddr(), topic, "live_topic", "live_topic2")); err != nil {
 		t.Fatalf("after SIGKILL + restart, a dead producer came back: %v", err)
