@@ -3,6 +3,7 @@ module github.com/raftlookupd/raftlookupd
 go 1.26.8
 
 require (
+	github.com/anishathalye/porcupine v1.3.1
 	github.com/hashicorp/go-hclog v1.6.3
 	github.com/hashicorp/raft v1.7.3
 	github.com/hashicorp/raft-boltdb/v2 v2.3.1
@@ -10,6 +11,7 @@ require (
 	github.com/nsqio/go-nsq v1.1.0
 	github.com/nsqio/nsq v1.3.0
 	go.etcd.io/bbolt v1.3.5
+	golang.org/x/sys v0.13.0
 )
 
 require (
@@ -29,7 +31,6 @@ require (
 	github.com/mattn/go-isatty v0.0.14 // indirect
 	github.com/mreiferson/go-options v1.0.0 // indirect
 	github.com/nsqio/go-diskqueue v1.1.0 // indirect
-	golang.org/x/sys v0.13.0 // indirect
 )
 
 // nsq v1.3.0's own go.mod replaces go-svc; apps/nsqd (built by the tests) needs the same.
