@@ -2,6 +2,7 @@ package chaos
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -163,8 +164,10 @@ type nemesis struct {
 	slow  map[int]int
 	// rejoin lists nodes that left and must join again.
 	rejoin map[int]bool
-	// Applied counts faults that took effect, by kind.
+	// Applied counts faults that took effect, by kind; label, when a fault
+	// sets it, replaces the kind (a leave the cluster did not confirm).
 	Applied map[string]int
+	label   string
 }
 
 func newNemesis(nw *network, nodes []*node, c *client, logf func(string, ...any)) *nemesis {
@@ -206,12 +209,13 @@ func (nm *nemesis) run(ctx context.Context, start time.Time, sched []fault) {
 			}
 			continue
 		}
+		nm.label = f.Kind
 		u, err := nm.start(ctx, f)
 		if err != nil {
 			nm.logf("skip  %s: %v", f, err)
 			continue
 		}
-		nm.Applied[f.Kind]++
+		nm.Applied[nm.label]++
 		if u != nil {
 			undo[ev.i] = u
 		}
@@ -328,17 +332,23 @@ func (nm *nemesis) restart(n *node) {
 // its data. Only a removal the cluster confirmed allows the wipe: a wiped
 // node still in the configuration could vote without its log.
 func (nm *nemesis) leave(ctx context.Context, f fault, n *node) (func(), error) {
-	var err error
-	for _, j := range nm.others(n.idx) {
-		m := nm.nodes[j-1]
-		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		err = nm.c.post(cctx, m.httpAddr(), "/cluster/leave", map[string]string{"id": n.id})
-		cancel()
-		if err == nil {
-			break
+	err := errors.New("no member to ask")
+	for deadline := time.Now().Add(4 * time.Second); err != nil && time.Now().Before(deadline); {
+		for _, j := range nm.others(n.idx) {
+			m := nm.nodes[j-1]
+			cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			err = nm.c.post(cctx, m.httpAddr(), "/cluster/leave", map[string]string{"id": n.id})
+			cancel()
+			if err == nil {
+				break
+			}
+		}
+		if err != nil {
+			pause(ctx, 200*time.Millisecond)
 		}
 	}
 	if err != nil {
+		nm.label = "leave not confirmed (restart)"
 		// The leave may or may not have happened: stop and restart the node
 		// on its own data, then ask to join (a no-op for a member).
 		nm.logf("start %s: n%d leave not confirmed (%v): restart on its data and join", f, n.idx, err)
