@@ -110,13 +110,8 @@ func runOnce(t *testing.T, binary string, run int, seed uint64, tm timing, sum *
 		t.Fatalf("cluster not ready: %v", err)
 	}
 
-	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
-	sched := makeSchedule(rng, clusterSize, *flagDuration)
-	var lines []string
-	for _, f := range sched {
-		lines = append(lines, "  "+f.String())
-	}
-	t.Logf("schedule of seed %d (netem: %v):\n%s", seed, nw.netem, strings.Join(lines, "\n"))
+	sched := makeSchedule(newRand(seed), clusterSize, *flagDuration)
+	t.Logf("schedule of seed %d (netem: %v):\n%s", seed, nw.netem, fmtSchedule(sched))
 
 	zero := time.Now()
 	var logMu sync.Mutex
@@ -150,7 +145,9 @@ func runOnce(t *testing.T, binary string, run int, seed uint64, tm timing, sum *
 		violations = append(violations, fmt.Sprintf("heal: %v", err))
 	}
 	healed := time.Now()
+	isSettled := true
 	if err := settled(ctx, c, nodes, settleTimeout); err != nil {
+		isSettled = false
 		violations = append(violations, fmt.Sprintf("the healed cluster did not settle within %v: %v", settleTimeout, err))
 	}
 	logf("settled after %v", time.Since(healed).Round(time.Millisecond))
@@ -159,34 +156,11 @@ func runOnce(t *testing.T, binary string, run int, seed uint64, tm timing, sum *
 	stopWork()
 	wg.Wait()
 
-	// Sessions: after the lease timeout and orphan grace (plus the time
-	// a healed cluster needs to commit) the registry matches the sessions.
-	sessLimit := tm.LeaseTimeout + tm.OrphanGrace + 5*time.Second
-	took, problems := waitSessions(ctx, w, nodes, w.sessions, sessLimit-time.Since(healed))
-	logf("sessions consistent after %v: %d problems", took.Round(time.Millisecond), len(problems))
-	sessionViolations := len(problems)
-	violations = append(violations, problems...)
-	// Close half the open sessions on the healthy cluster: gone within
-	// closeTimeout; the others stay listed.
-	var open []*session
-	for _, s := range w.sessions {
-		if s.State == sessOpen {
-			open = append(open, s)
-		}
-	}
-	for i, s := range open {
-		if i%2 == 0 {
-			w.closeSession(s)
-		}
-	}
-	took, problems = waitSessions(ctx, w, nodes, w.sessions, closeTimeout)
-	logf("closed %d of %d open sessions: registry consistent after %v, %d problems", (len(open)+1)/2, len(open), took.Round(time.Millisecond), len(problems))
-	sessionViolations += len(problems)
-	violations = append(violations, problems...)
-	for _, s := range open {
-		if s.State == sessOpen {
-			w.closeSession(s)
-		}
+	sessionViolations := 0
+	if isSettled {
+		sessionViolations = checkSessions(ctx, w, nodes, tm, healed, logf, &violations)
+	} else {
+		logf("session checks not run: the cluster did not settle")
 	}
 
 	for _, n := range nodes {
@@ -203,10 +177,12 @@ func runOnce(t *testing.T, binary string, run int, seed uint64, tm timing, sum *
 	res, info := porcupine.CheckOperationsVerbose(registryModel, hist, linTimeout)
 	var lin *porcupine.LinearizationInfo
 	linViolations := 0
+	linExplained := ""
 	switch res {
 	case porcupine.Illegal:
 		linViolations = 1
 		lin = &info
+		linExplained = explain(info, hist)
 		violations = append(violations, "linearizability: the history of linearizable operations has no linearization (see linearizability.html)")
 	case porcupine.Unknown:
 		sum.unknown++
@@ -247,7 +223,7 @@ func runOnce(t *testing.T, binary string, run int, seed uint64, tm timing, sum *
 	}
 	logMu.Lock()
 	ev := &evidence{dir: *flagOut, seed: seed, schedule: sched, nemesisLog: slicesClone(nemLog), ops: w.ops,
-		sessions: w.sessions, violations: violations, lin: lin, nodes: nodes}
+		sessions: w.sessions, violations: violations, lin: lin, linExplained: linExplained, nodes: nodes}
 	logMu.Unlock()
 	folder, err := ev.write()
 	if err != nil {
@@ -255,6 +231,17 @@ func runOnce(t *testing.T, binary string, run int, seed uint64, tm timing, sum *
 	}
 	t.Errorf("seed %d: %d violations; history, schedule, node logs and porcupine's visualisation in %s\n%s",
 		seed, len(violations), folder, strings.Join(violations, "\n"))
+}
+
+// newRand is the schedule's generator: the seed alone decides it.
+func newRand(seed uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)) }
+
+func fmtSchedule(sched []fault) string {
+	var b strings.Builder
+	for _, f := range sched {
+		b.WriteString("  " + f.String() + "\n")
+	}
+	return b.String()
 }
 
 func slicesClone(s []string) []string { return append([]string(nil), s...) }
@@ -297,4 +284,42 @@ func settledOnce(ctx context.Context, c *client, nodes []*node) error {
 		}
 	}
 	return nil
+}
+
+// checkSessions runs the session invariants on a settled cluster and
+// returns how many failed (appended to violations):
+//   - once the lease timeout and orphan grace have passed since the heal
+//     (plus time for a healed cluster to commit), every open session is
+//     listed on every node with exactly its registrations and every other
+//     session is listed nowhere;
+//   - of the open sessions, half are then closed by the client on the
+//     healthy cluster: they are gone from every node within closeTimeout,
+//     while the others stay.
+func checkSessions(ctx context.Context, w *workload, nodes []*node, tm timing, healed time.Time, logf func(string, ...any), violations *[]string) int {
+	limit := tm.LeaseTimeout + tm.OrphanGrace + 5*time.Second
+	took, problems := waitSessions(ctx, w, nodes, w.sessions, limit-time.Since(healed))
+	logf("sessions consistent after %v: %d problems", took.Round(time.Millisecond), len(problems))
+	n := len(problems)
+	*violations = append(*violations, problems...)
+	var open []*session
+	for _, s := range w.sessions {
+		if s.State == sessOpen {
+			open = append(open, s)
+		}
+	}
+	for i, s := range open {
+		if i%2 == 0 {
+			w.closeSession(s)
+		}
+	}
+	took, problems = waitSessions(ctx, w, nodes, w.sessions, closeTimeout)
+	logf("closed %d of %d open sessions: registry consistent after %v, %d problems", (len(open)+1)/2, len(open), took.Round(time.Millisecond), len(problems))
+	n += len(problems)
+	*violations = append(*violations, problems...)
+	for _, s := range open {
+		if s.State == sessOpen {
+			w.closeSession(s)
+		}
+	}
+	return n
 }

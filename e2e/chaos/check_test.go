@@ -204,7 +204,9 @@ type evidence struct {
 	sessions   []*session
 	violations []string
 	lin        *porcupine.LinearizationInfo
-	nodes      []*node
+	// linExplained is explain's text for an illegal history.
+	linExplained string
+	nodes        []*node
 }
 
 // write saves the history, the sessions, the schedule, the violations,
@@ -246,6 +248,11 @@ func (e *evidence) write() (string, error) {
 			return "", err
 		}
 	}
+	if e.linExplained != "" {
+		if err := os.WriteFile(filepath.Join(dir, "linearization.txt"), []byte(e.linExplained), 0o644); err != nil {
+			return "", err
+		}
+	}
 	if e.lin != nil {
 		if err := porcupine.VisualizePath(registryModel, *e.lin, filepath.Join(dir, "linearizability.html")); err != nil {
 			return "", err
@@ -257,4 +264,41 @@ func (e *evidence) write() (string, error) {
 		}
 	}
 	return dir, nil
+}
+
+// explain describes a failed check for a human: the longest prefix
+// porcupine could linearize, with the state after each step, and the
+// operations that were pending when it got stuck.
+func explain(info porcupine.LinearizationInfo, hist []porcupine.Operation) string {
+	var b strings.Builder
+	for _, part := range info.PartialLinearizationsOperations() {
+		var longest []porcupine.Operation
+		for _, l := range part {
+			if len(l) > len(longest) {
+				longest = l
+			}
+		}
+		fmt.Fprintf(&b, "longest linearizable prefix: %d of %d operations\n", len(longest), len(hist))
+		state := regState(0)
+		done := map[int64]bool{}
+		from := max(0, len(longest)-40)
+		for i, o := range longest {
+			_, state = step(state, o.Input.(op))
+			done[o.Call] = true
+			if i >= from {
+				fmt.Fprintf(&b, "  %s   => %s\n", o.Input.(op), state)
+			}
+		}
+		var last int64
+		if len(longest) > 0 {
+			last = longest[len(longest)-1].Call
+		}
+		b.WriteString("operations not linearized, called by then or soon after (one of them cannot go next):\n")
+		for _, o := range hist {
+			if !done[o.Call] && o.Call <= last+int64(time.Second) {
+				fmt.Fprintf(&b, "  %s\n", o.Input.(op))
+			}
+		}
+	}
+	return b.String()
 }

@@ -53,6 +53,16 @@ func (k opKind) isWrite() bool                { return k <= opChannelDelete }
 func (k opKind) isBounded() bool              { return k == opBoundedTopics || k == opBoundedChannels }
 func (k opKind) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
 
+func (k *opKind) UnmarshalText(b []byte) error {
+	for i, n := range opNames {
+		if n == string(b) {
+			*k = opKind(i)
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown operation %q", b)
+}
+
 // op is one HTTP operation of the history. Times are nanoseconds since the
 // run's time zero.
 type op struct {
