@@ -52,6 +52,8 @@ type totals struct {
 	runs, ops, linOps, boundedReads, sessions, faults, ambiguous int
 	linViolations, staleViolations, sessionViolations, other     int
 	unknown                                                      int
+	// noNetwork: namespaces could not be made; further runs would fail the same way.
+	noNetwork bool
 }
 
 func TestChaos(t *testing.T) {
@@ -72,6 +74,9 @@ func TestChaos(t *testing.T) {
 		t.Run(fmt.Sprintf("seed=%d", s), func(t *testing.T) {
 			runOnce(t, binary, i, s, tm, &sum)
 		})
+		if sum.noNetwork {
+			t.Fatalf("stopped after run %d: no network namespaces", i+1)
+		}
 	}
 	t.Logf("chaos summary: %d runs, %d operations (%d linearizable checked, %d bounded reads, %d ambiguous writes), %d TCP sessions, %d faults injected; violations: %d linearizability, %d staleness, %d sessions, %d other; %d porcupine checks timed out",
 		sum.runs, sum.ops, sum.linOps, sum.boundedReads, sum.ambiguous, sum.sessions, sum.faults,
@@ -82,6 +87,7 @@ func runOnce(t *testing.T, binary string, run int, seed uint64, tm timing, sum *
 	t.Logf("seed %d (replay: make chaos RUNS=1 SEED=%d)", seed, seed)
 	nw, err := newNetwork(run, clusterSize)
 	if err != nil {
+		sum.noNetwork = true
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {

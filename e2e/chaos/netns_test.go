@@ -2,6 +2,7 @@ package chaos
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -112,58 +113,66 @@ func sweepLeftovers() error {
 			continue
 		}
 		if err := ipCmd("netns", "del", f[0]); err != nil {
-			return err
+			return fmt.Errorf("the chaos suite needs root and ip(8): %w", err)
 		}
 	}
 	return nil
 }
 
+// processAlive: signal 0 reaches a live process, or is refused (EPERM)
+// for another user's.
 func processAlive(pid int) bool {
-	return unix.Kill(pid, 0) == nil
+	err := unix.Kill(pid, 0)
+	return err == nil || errors.Is(err, unix.EPERM)
 }
 
 // newNetwork creates the namespaces of one run with n nodes. On error what
 // was made is removed.
-func newNetwork(run, n int) (nw *network, err error) {
+func newNetwork(run, n int) (*network, error) {
 	base := fmt.Sprintf("%s%d-%d", nsPrefix, os.Getpid(), run)
-	nw = &network{base: base, hub: base + "-hub", client: base + "-cl"}
-	defer func() {
-		if err != nil {
-			nw.close()
-			nw = nil
-		}
-	}()
-	if err := nw.addNS(nw.hub); err != nil {
+	nw := &network{base: base, hub: base + "-hub", client: base + "-cl"}
+	if err := nw.build(n); err != nil {
+		nw.close()
 		return nil, err
+	}
+	return nw, nil
+}
+
+func (nw *network) build(n int) error {
+	base := nw.base
+	if err := nw.addNS(nw.hub); err != nil {
+		return err
 	}
 	for _, args := range [][]string{
 		{"-n", nw.hub, "link", "add", "br0", "type", "bridge"},
 		{"-n", nw.hub, "link", "set", "br0", "up"},
 	} {
 		if err := ipCmd(args...); err != nil {
-			return nw, err
+			return err
 		}
 	}
 	for i := 1; i <= n; i++ {
 		ns := fmt.Sprintf("%s-n%d", base, i)
 		nw.nodes = append(nw.nodes, ns)
 		if err := nw.attach(ns, "v"+strconv.Itoa(i), subnet+strconv.Itoa(i)); err != nil {
-			return nw, err
+			return err
 		}
 	}
 	if err := nw.attach(nw.client, "vc", subnet+strconv.Itoa(clientHost)); err != nil {
-		return nw, err
+		return err
 	}
-	if nw.clientNS, err = os.Open("/run/netns/" + nw.client); err != nil {
-		return nw, err
+	f, err := os.Open("/run/netns/" + nw.client)
+	if err != nil {
+		return err
 	}
+	nw.clientNS = f
 	// Probe netem on the hub's bridge (no traffic of the run crosses it
 	// there, the qdisc goes away again at once).
 	if ipCmd("netns", "exec", nw.hub, "tc", "qdisc", "add", "dev", "lo", "root", "netem", "delay", "1ms") == nil {
 		nw.netem = true
 		_ = nsRun(nw.hub, "tc", "qdisc", "del", "dev", "lo", "root")
 	}
-	return nw, nil
+	return nil
 }
 
 func (nw *network) addNS(ns string) error {
