@@ -218,3 +218,50 @@ func TestClusterCaps(t *testing.T) {
 		return f.node.Propose(ctx, fsm.Command{Op: fsm.OpCreateTopic, Topic: "t3"})
 	})
 }
+
+// Regression (found by e2e/chaos, seed 10080): an HTTP mutation queued on a
+// node whose incarnation the cluster ended meanwhile went out in a stale
+// batch, did not apply, and was answered 500. It is queued again under the
+// next incarnation and applies.
+func TestProposeSurvivesIncarnationEnd(t *testing.T) {
+	tc := newTestCluster(t)
+	tc.startThree()
+	f := tc.follower()
+	tc.partition(f.id)
+	// Queued while f is cut off: its batch is in flight, under f's
+	// incarnation, when the leader ends that incarnation.
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		done <- f.node.Propose(ctx, fsm.Command{Op: fsm.OpCreateTopic, Topic: "through_the_gap"})
+	}()
+	// Cut off past the lease timeout: the leader orphans f's incarnation.
+	var others []string
+	for _, id := range []string{"n1", "n2", "n3"} {
+		if id != f.id {
+			others = append(others, id)
+		}
+	}
+	waitFor(t, 10*time.Second, func() error {
+		o, ok := tc.node(others[0]).node.Registry().Owner(f.id)
+		if !ok || !o.Expired {
+			return fmt.Errorf("%s's incarnation not ended yet: %+v", f.id, o)
+		}
+		return nil
+	})
+	tc.reconnect(f.id)
+	if err := <-done; err != nil {
+		t.Fatalf("HTTP mutation across the end of its node's incarnation: %v", err)
+	}
+	for _, id := range []string{"n1", "n2", "n3"} {
+		waitFor(t, 5*time.Second, func() error {
+			for _, tp := range tc.node(id).node.Registry().Topics() {
+				if tp == "through_the_gap" {
+					return nil
+				}
+			}
+			return fmt.Errorf("%s lacks the topic", id)
+		})
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/hashicorp/raft"
 
@@ -156,17 +157,30 @@ func checkForwarded(c *fsm.Command) error {
 }
 
 // Propose commits one command (an HTTP mutation) and returns its result once
-// it is applied on this node. wire.ErrNoLeader when ctx ends first.
+// it is applied on this node. wire.ErrNoLeader when ctx ends first. A
+// command that went out in a batch of an incarnation that ended meanwhile
+// did not apply (fsm.ErrStaleIncarnation): it is queued again, under the
+// next incarnation, until ctx ends.
 func (n *Node) Propose(ctx context.Context, c fsm.Command) error {
 	if c.Op == fsm.OpCreateTopic || c.Op == fsm.OpCreateChannel {
 		if err := n.checkRegistrationCap(); err != nil {
 			return err
 		}
 	}
-	select {
-	case err := <-n.queue.enqueueWait(c):
-		return err
-	case <-ctx.Done():
-		return fmt.Errorf("%w: %v", wire.ErrNoLeader, ctx.Err())
+	for {
+		var err error
+		select {
+		case err = <-n.queue.enqueueWait(c):
+		case <-ctx.Done():
+			return fmt.Errorf("%w: %v", wire.ErrNoLeader, ctx.Err())
+		}
+		if !errors.Is(err, fsm.ErrStaleIncarnation) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w: %v (this node's incarnation ended; the command did not apply)", wire.ErrNoLeader, ctx.Err())
+		case <-time.After(10 * time.Millisecond):
+		}
 	}
 }

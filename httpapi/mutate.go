@@ -134,7 +134,8 @@ func (s *Server) propose(r *http.Request, cmd fsm.Command) *apiError {
 		return errorf(http.StatusServiceUnavailable, err.Error())
 	case errors.Is(err, wire.ErrShutdown):
 		return errShuttingDown
-	case errors.Is(err, wire.ErrNoLeader), errors.Is(err, wire.ErrNotLeader),
+	case errors.Is(err, wire.ErrNoLeader), errors.Is(err, wire.ErrNotLeader), errors.Is(err, fsm.ErrStaleIncarnation),
+		errors.Is(err, wire.ErrNotServing),
 		errors.Is(err, wire.ErrLeaderUnreachable), errors.Is(err, wire.ErrQueueFull),
 		errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		s.logger.Warn("registry change not committed", "op", cmd.Op, "topic", cmd.Topic, "error", err)

@@ -19,7 +19,7 @@ var (
 	flagRuns        = flag.Int("chaos.runs", 2, "schedules to run, each on a fresh cluster")
 	flagSeed        = flag.Uint64("chaos.seed", 0, "seed of the first run (run i uses seed+i); 0 picks one")
 	flagDuration    = flag.Duration("chaos.duration", 15*time.Second, "length of each run's fault phase")
-	flagOrphanGrace = flag.Duration("chaos.orphan-grace", 0, "how long a session of a node that went away may stay listed, beyond the lease timeout")
+	flagOrphanGrace = flag.Duration("chaos.orphan-grace", 3*time.Second, "the nodes' -orphan-grace: how long a session of a node that went away stays listed, beyond the lease timeout")
 	flagOut         = flag.String("chaos.out", filepath.Join(os.TempDir(), "raftlookupd-chaos"), "folder for the evidence of failing runs")
 )
 

@@ -42,8 +42,15 @@ func (tm timing) flags() []string {
 		"-lease-renew-interval", tm.LeaseRenew.String(),
 		"-max-staleness", tm.MaxStaleness.String(),
 		"-write-timeout", tm.WriteTimeout.String(),
+		"-orphan-grace", tm.OrphanGrace.String(),
+		// The test's clients are not on loopback: membership and
+		// leadership changes need the token.
+		"-admin-token", adminToken,
 	}
 }
+
+// adminToken is the nodes' -admin-token; the client sends it on /cluster/*.
+const adminToken = "chaos-admin-token"
 
 // node is one raftlookupd in namespace ns, started by `ip netns exec`,
 // which execs the daemon: the process we signal is the node itself.
@@ -253,6 +260,9 @@ func (c *client) do(ctx context.Context, method, url string, body any) (int, []b
 	req, err := http.NewRequestWithContext(ctx, method, url, rd)
 	if err != nil {
 		return 0, nil, err
+	}
+	if strings.HasPrefix(req.URL.Path, "/cluster/") {
+		req.Header.Set("Authorization", "Bearer "+adminToken)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
