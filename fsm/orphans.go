@@ -20,7 +20,7 @@ func (r *Registry) acceptBatch(c *Command) batchVerdict {
 		// An incarnation the cluster numbered: only batches of the live
 		// one apply, each once. A late batch of an earlier process, or of
 		// an incarnation that was orphaned, changes nothing.
-		if seen && mark.inc == inc && c.BatchSeq <= mark.seq {
+		if seen && ((mark.inc == inc && c.BatchSeq <= mark.seq) || (mark.prevInc == inc && c.BatchSeq <= mark.prevSeq)) {
 			return batchDuplicate
 		}
 		if inc != o.inc || o.expired {
@@ -31,7 +31,12 @@ func (r *Registry) acceptBatch(c *Command) batchVerdict {
 		// or a late batch of an older incarnation.
 		return batchDuplicate
 	}
-	r.batches[origin] = batchMark{inc, c.BatchSeq}
+	if mark.inc != inc {
+		// Renewal-opened incarnations (old logs) keep no previous mark.
+		mark = batchMark{}
+	}
+	mark.inc, mark.seq = inc, c.BatchSeq
+	r.batches[origin] = mark
 	return batchApply
 }
 
@@ -60,7 +65,8 @@ func (r *Registry) openIncarnation(index uint64, c *Command) {
 	}
 	o.inc, o.nonce, o.expired = index, c.Nonce, false
 	o.renewedAt, o.renewIndex = c.Time, index
-	r.batches[id] = batchMark{inc: index}
+	prev := r.batches[id]
+	r.batches[id] = batchMark{inc: index, prevInc: prev.inc, prevSeq: prev.seq}
 }
 
 // orphanSessions makes every live session of o an orphan until deadline.

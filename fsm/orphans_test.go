@@ -144,6 +144,21 @@ func TestBatchesOfNumberedIncarnations(t *testing.T) {
 			checks: []check{topics("t")},
 		},
 		{
+			// A retry of a batch that did apply, arriving after the node's
+			// next incarnation opened, must not read as "not applied":
+			// its waiter would send it again and apply it twice.
+			name:   "a retried batch of the previous incarnation that applied is a duplicate, not stale",
+			result: []error{nil},
+			cmds:   concat(orphanSetup(), []Command{openInc("n1", 12, t0, grace), batch("n1", 1, 1, createTopic("x"))}),
+			checks: []check{topics("t")},
+		},
+		{
+			name:   "a batch of the previous incarnation that never applied is stale",
+			result: []error{ErrStaleIncarnation},
+			cmds:   concat(orphanSetup(), []Command{openInc("n1", 12, t0, grace), batch("n1", 1, 2, createTopic("x"))}),
+			checks: []check{topics("t")},
+		},
+		{
 			name:   "the new incarnation's batches start over at sequence 1",
 			result: []error{nil},
 			cmds:   concat(orphanSetup(), []Command{openInc("n1", 12, t0, grace), batch("n1", 6, 1, createTopic("x"))}),

@@ -102,6 +102,12 @@ type channel struct {
 type batchMark struct {
 	inc uint64
 	seq uint64
+	// prevInc and prevSeq are the last batch applied under the origin's
+	// previous incarnation: a retry of it that arrives after the next
+	// incarnation opened is a duplicate (it did apply), not a stale batch
+	// (which did not), so its waiter is never told to send it again.
+	prevInc uint64
+	prevSeq uint64
 }
 
 // NewRegistry returns an empty registry.

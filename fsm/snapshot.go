@@ -12,13 +12,13 @@ import (
 //
 //	members:  id raft http tcp
 //	owners:   id incarnation expired renewedAt renewIndex nonce
-//	batches:  origin incarnation seq
+//	batches:  origin incarnation seq prevIncarnation prevSeq
 //	sessions: session-id peer(remote hostname broadcast tcp http version) lastUpdate settled orphaned deadline
 //	topics:   name hasKey producers[session-id tombstoned tombstonedAt] channels[name producers[session-id]]
 //	trailer:  appliedIndex
 //
-// Version 1 lacks the owner's nonce and the session's settled, orphaned and
-// deadline: it restores as a registry of that era (renewal-opened
+// Version 1 lacks the owner's nonce, the batch mark of the previous
+// incarnation, and the session's settled, orphaned and deadline: it restores as a registry of that era (renewal-opened
 // incarnations, no orphans, every session settled).
 const (
 	snapshotMagic   = "RLKS"
@@ -39,10 +39,14 @@ func ownerFields(x fieldList, v byte, id *string, o *owner) {
 	}
 }
 
-func batchMarkFields(x fieldList, origin *string, m *batchMark) {
+func batchMarkFields(x fieldList, v byte, origin *string, m *batchMark) {
 	x.str(origin)
 	x.uvarint(&m.inc)
 	x.uvarint(&m.seq)
+	if v >= 2 {
+		x.uvarint(&m.prevInc)
+		x.uvarint(&m.prevSeq)
+	}
 }
 
 func sessionRecordFields(x fieldList, v byte, s *session) {
@@ -132,7 +136,7 @@ func (r *Registry) encodeSnapshot() []byte {
 	e.count(&n, 1)
 	for _, id := range ids {
 		m := r.batches[id]
-		batchMarkFields(e, &id, &m)
+		batchMarkFields(e, v, &id, &m)
 	}
 
 	sids := make([]SessionID, 0, len(r.sessions))
@@ -183,7 +187,7 @@ func decodeSnapshot(b []byte) (*Registry, error) {
 	for d.count(&n, 1); n > 0 && d.ok(); n-- {
 		var origin string
 		var m batchMark
-		batchMarkFields(d, &origin, &m)
+		batchMarkFields(d, v, &origin, &m)
 		r.batches[origin] = m
 	}
 	for d.count(&n, 1); n > 0 && d.ok(); n-- {
