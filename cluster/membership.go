@@ -34,6 +34,12 @@ func (n *Node) joinLocal(req wire.JoinRequest) error {
 	if _, _, err := net.SplitHostPort(req.RaftAddress); err != nil || len(req.RaftAddress) > fsm.MaxAddressLen {
 		return fmt.Errorf("%w: raft_address %q: want host:port", wire.ErrBadRequest, req.RaftAddress)
 	}
+	if n.raft.State() != raft.Leader {
+		// A follower's configuration may be stale: it could answer "already
+		// a member" for a server the leader has since removed (found by
+		// e2e/chaos). The leader decides.
+		return raft.ErrNotLeader
+	}
 	cf := n.raft.GetConfiguration()
 	if err := cf.Error(); err != nil {
 		return err

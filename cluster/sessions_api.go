@@ -83,6 +83,9 @@ func (n *Node) Drain(ctx context.Context) error {
 			Time:    time.Now().Add(n.cfg.OrphanGrace).UnixNano()})
 		select {
 		case err = <-done:
+			if errors.Is(err, fsm.ErrDuplicateBatch) {
+				err = nil // an earlier attempt applied it
+			}
 		case <-ctx.Done():
 			err = fmt.Errorf("drain: %w", ctx.Err())
 		}

@@ -174,6 +174,15 @@ func (n *Node) Propose(ctx context.Context, c fsm.Command) error {
 		case <-ctx.Done():
 			return fmt.Errorf("%w: %v", wire.ErrNoLeader, ctx.Err())
 		}
+		if errors.Is(err, fsm.ErrDuplicateBatch) {
+			// An earlier attempt applied it. Every command but a channel
+			// delete has no result of its own; a delete's (404 or not)
+			// went to the lost answer, so its outcome is unknown here.
+			if c.Op == fsm.OpDeleteChannel {
+				return fmt.Errorf("%w: the delete was applied by an earlier attempt whose answer was lost; its result is unknown", wire.ErrNoLeader)
+			}
+			return nil
+		}
 		if !errors.Is(err, fsm.ErrStaleIncarnation) {
 			return err
 		}

@@ -1,9 +1,11 @@
 package cluster
 
 import (
+	"context"
 	"errors"
 	"net"
 	"testing"
+	"time"
 
 	"github.com/raftlookupd/raftlookupd/fsm"
 	"github.com/raftlookupd/raftlookupd/wire"
@@ -106,5 +108,38 @@ func TestMemberIPs(t *testing.T) {
 		if got := callerOwnsAddress(c.remote, c.addr, res); got != c.want {
 			t.Errorf("callerOwnsAddress(%q, %q) = %v, want %v", c.remote, c.addr, got, c.want)
 		}
+	}
+}
+
+// Regression (found by e2e/chaos: a retried /channel/delete answered 200 for
+// a channel that did not exist): when a retry finds its batch applied
+// before, a channel delete's result is unknown (503, outcome unknown), while
+// commands whose result is always nil succeed.
+func TestProposeOnDuplicateBatch(t *testing.T) {
+	dup := func(_ context.Context, _, _ uint64, data []byte, _ bool) ([]error, error) {
+		c, err := fsm.Decode(data)
+		if err != nil {
+			return nil, err
+		}
+		res := make([]error, len(c.Batch))
+		for i := range res {
+			res[i] = fsm.ErrDuplicateBatch
+		}
+		return res, nil
+	}
+	q := newQueue(queueConfig{origin: "n1", maxBatch: 10, maxQueue: 10, commit: dup})
+	q.setIncarnation(3)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { q.run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	n := &Node{cfg: Config{MaxRegistrations: 0}, queue: q}
+	pctx, pcancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer pcancel()
+	if err := n.Propose(pctx, fsm.Command{Op: fsm.OpDeleteChannel, Topic: "t", Channel: "c"}); !errors.Is(err, wire.ErrNoLeader) {
+		t.Fatalf("channel delete applied by a lost attempt: %v, want an unknown outcome (wire.ErrNoLeader)", err)
+	}
+	if err := n.Propose(pctx, fsm.Command{Op: fsm.OpCreateTopic, Topic: "t"}); err != nil {
+		t.Fatalf("topic create applied by a lost attempt: %v, want success", err)
 	}
 }

@@ -934,7 +934,7 @@ func TestApplyBatch(t *testing.T) {
 				batch("n1", 1, 2, unregister(s1, "t", ""), deleteChannel("t", "c")),
 				batch("n1", 1, 1, register(s1, "t", "c")), // retried after it committed
 			}),
-			result: []error{nil},
+			result: []error{ErrDuplicateBatch},
 			checks: []check{lookup("t", true, nil), channels("t")},
 		},
 		{
@@ -945,7 +945,7 @@ func TestApplyBatch(t *testing.T) {
 				batch("n1", 1, 2, register(s1, "t", "")),
 				batch("n1", 1, 1, register(s1, "t", ""), createTopic("x")),
 			}),
-			result: []error{nil, nil},
+			result: []error{ErrDuplicateBatch, ErrDuplicateBatch},
 			checks: []check{lookup("t", true, nil), topics("t")},
 		},
 		{

@@ -134,7 +134,7 @@ func TestBatchesOfNumberedIncarnations(t *testing.T) {
 		{
 			name:   "a batch of the live incarnation applies once; a duplicate is ignored",
 			cmds:   concat(orphanSetup(), []Command{batch("n1", 1, 2, createTopic("x")), deleteTopic("x"), batch("n1", 1, 2, createTopic("x"))}),
-			result: []error{nil},
+			result: []error{ErrDuplicateBatch},
 			checks: []check{topics("t")},
 		},
 		{
@@ -148,7 +148,7 @@ func TestBatchesOfNumberedIncarnations(t *testing.T) {
 			// next incarnation opened, must not read as "not applied":
 			// its waiter would send it again and apply it twice.
 			name:   "a retried batch of the previous incarnation that applied is a duplicate, not stale",
-			result: []error{nil},
+			result: []error{ErrDuplicateBatch},
 			cmds:   concat(orphanSetup(), []Command{openInc("n1", 12, t0, grace), batch("n1", 1, 1, createTopic("x"))}),
 			checks: []check{topics("t")},
 		},
@@ -174,7 +174,7 @@ func TestBatchesOfNumberedIncarnations(t *testing.T) {
 		},
 		{
 			name:   "a renewal-opened owner keeps the old rule: higher incarnations apply",
-			result: []error{nil},
+			result: []error{ErrDuplicateBatch},
 			cmds: []Command{
 				renew("n1", 100, t0), batch("n1", 100, 5, createTopic("a")),
 				batch("n1", 200, 1, createTopic("b")), batch("n1", 100, 6, createTopic("c")),

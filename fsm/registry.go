@@ -143,7 +143,13 @@ func (r *Registry) apply(index uint64, c *Command) any {
 		results := make([]error, len(c.Batch))
 		switch r.acceptBatch(c) {
 		case batchDuplicate:
-			// Applied before: its results went to the first delivery.
+			// Applied before: its results went to the first delivery,
+			// which the sender may have lost. Say so, rather than claim
+			// success for a command whose own result (a channel delete's
+			// 404) is not known here.
+			for i := range results {
+				results[i] = ErrDuplicateBatch
+			}
 			return results
 		case batchStale:
 			// Its incarnation is over: nothing of it applies, and whoever

@@ -13,6 +13,10 @@ var (
 	// ErrStaleIncarnation is the result of every command of a batch whose
 	// incarnation is no longer its owner's live one: nothing of it applied.
 	ErrStaleIncarnation = errors.New("incarnation is over; the batch was not applied")
+	// ErrDuplicateBatch is the result of every command of a batch that was
+	// applied before (a retry after an ambiguous failure): it took effect
+	// once, with a result only the first delivery saw.
+	ErrDuplicateBatch = errors.New("batch applied before; its results went to the first delivery")
 )
 
 // SessionID names one identified TCP connection cluster-wide: the node that owns
@@ -118,6 +122,7 @@ const (
 	ResultOK              uint8 = 0
 	ResultChannelNotFound uint8 = 1
 	ResultStale           uint8 = 2
+	ResultDuplicate       uint8 = 3
 	ResultUnknown         uint8 = 255
 )
 
@@ -130,6 +135,8 @@ func ResultCode(err error) uint8 {
 		return ResultChannelNotFound
 	case errors.Is(err, ErrStaleIncarnation):
 		return ResultStale
+	case errors.Is(err, ErrDuplicateBatch):
+		return ResultDuplicate
 	}
 	return ResultUnknown
 }
@@ -146,6 +153,8 @@ func ResultError(code uint8) error {
 		return ErrChannelNotFound
 	case ResultStale:
 		return ErrStaleIncarnation
+	case ResultDuplicate:
+		return ErrDuplicateBatch
 	}
 	return ErrUnknownResult
 }
