@@ -53,7 +53,15 @@ func (s *sequencer) propose(ctx context.Context, origin string, inc, seq uint64,
 		last, proposed := s.last[origin]
 		ready := seq <= 1 || (proposed && last.inc == inc && last.seq >= seq-1)
 		if !ready {
-			if ainc, aseq, ok := applied(origin); ok && ainc == inc && aseq >= seq-1 {
+			ainc, aseq, ok := applied(origin)
+			// Applied up to the predecessor; or the origin has moved on to
+			// a later incarnation (incarnations are log indexes, so they
+			// grow), whose state machine answers this one's batches as
+			// stale or duplicate whatever their order (found by e2e/chaos:
+			// a batch of an ended incarnation waited, forever, for a
+			// predecessor that had been answered stale). A batch of an
+			// incarnation newer than the applied state waits for it.
+			if ok && (inc < ainc || (ainc == inc && aseq >= seq-1)) {
 				ready = true
 			}
 		}

@@ -69,6 +69,18 @@ func TestSequencerOrders(t *testing.T) {
 	if _, err := s.propose(ctx3, "n2", 7, 8, applied, func() raft.ApplyFuture { return fakeFuture{} }); err != nil {
 		t.Fatalf("8 after 7 applied: %v", err)
 	}
+	// A batch of an incarnation the origin has moved on from goes at once
+	// (the state machine answers it as stale or duplicate); one of an
+	// incarnation newer than the applied state waits.
+	later := func(string) (uint64, uint64, bool) { return 12, 0, true }
+	if _, err := s.propose(ctx3, "n2", 7, 40, later, func() raft.ApplyFuture { return fakeFuture{} }); err != nil {
+		t.Fatalf("batch of an ended incarnation: %v", err)
+	}
+	ctx4, cancel4 := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel4()
+	if _, err := s.propose(ctx4, "n2", 13, 2, later, func() raft.ApplyFuture { t.Fatal("batch 2 of a newer incarnation went before its 1"); return nil }); err == nil {
+		t.Fatal("batch 2 of an incarnation newer than the applied state went without waiting")
+	}
 	// A new incarnation numbers from 1.
 	if _, err := s.propose(ctx3, "n2", 9, 1, none, func() raft.ApplyFuture { return fakeFuture{} }); err != nil {
 		t.Fatalf("first batch of a new incarnation: %v", err)
