@@ -100,11 +100,13 @@ func (h *hostile) tried(topic, channel string) {
 func (h *hostile) triedFrame(frame []byte) {
 	for _, line := range strings.Split(string(frame), "\n") {
 		f := strings.Split(strings.TrimSpace(line), " ")
-		if f[0] != "REGISTER" || len(f) < 2 || len(f) > 3 {
+		if f[0] != "REGISTER" || len(f) < 2 {
 			continue
 		}
+		// Like nsqlookupd, the server takes the first two parameters and
+		// ignores any after them.
 		ch := ""
-		if len(f) == 3 {
+		if len(f) >= 3 {
 			ch = f[2]
 		}
 		h.tried(f[1], ch)
