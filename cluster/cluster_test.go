@@ -334,7 +334,10 @@ func TestJoinLeave(t *testing.T) {
 	}
 	waitFor(t, 10*time.Second, func() error {
 		for _, id := range []string{"n1", "n2", "n3"} {
-			st, _ := tc.node(id).node.Status(ctx, false)
+			st, err := tc.node(id).node.Status(ctx, false)
+			if err != nil {
+				return err
+			}
 			for _, m := range st.Members {
 				if m.ID == "n4" {
 					return fmt.Errorf("%s still lists n4", id)
@@ -482,7 +485,13 @@ func TestStatusReportsEveryMembersLag(t *testing.T) {
 		}
 	}
 	// local=true asks nobody: no other member's lag is known.
-	local, _ := f.node.Status(context.Background(), true)
+	local, err := f.node.Status(context.Background(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(local.Members) != 3 {
+		t.Fatalf("local status lists %d members, want 3", len(local.Members))
+	}
 	for _, m := range local.Members {
 		if m.ID != f.id && m.Lag != nil {
 			t.Errorf("local status: member %s has lag %v", m.ID, *m.Lag)
