@@ -20,6 +20,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/raftlookupd/raftlookupd/wire"
 )
 
 // Images the test builds and runs. The nsq tags are the compose file's
@@ -255,18 +257,8 @@ func (p *project) mustDo(t *testing.T, method, url, body string) []byte {
 	return b
 }
 
-// clusterStatus is the part of GET /cluster/status the test reads.
-type clusterStatus struct {
-	NodeID   string `json:"node_id"`
-	State    string `json:"state"`
-	LeaderID string `json:"leader_id"`
-	Term     uint64 `json:"term"`
-	Members  []struct {
-		ID       string `json:"id"`
-		Suffrage string `json:"suffrage"`
-		Leader   bool   `json:"leader"`
-	} `json:"members"`
-}
+// clusterStatus is GET /cluster/status, in the wire vocabulary.
+type clusterStatus = wire.Status
 
 func (p *project) status(service string) (clusterStatus, error) {
 	var st clusterStatus

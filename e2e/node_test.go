@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/raftlookupd/raftlookupd/wire"
 )
 
 // ---------------------------------------------------------------------------
@@ -213,26 +215,9 @@ func (n *Node) checkReady() error {
 	return nil
 }
 
-// clusterStatus is the part of GET /cluster/status the tests read (decoded
-// here, not imported from package cluster: the tests are black-box).
-type clusterStatus struct {
-	NodeID        string `json:"node_id"`
-	State         string `json:"state"`
-	LeaderID      string `json:"leader_id"`
-	LeaderAddress string `json:"leader_address"`
-	Term          uint64 `json:"term"`
-	LastLogIndex  uint64 `json:"last_log_index"`
-	CommitIndex   uint64 `json:"commit_index"`
-	AppliedIndex  uint64 `json:"applied_index"`
-	Members       []struct {
-		ID          string `json:"id"`
-		RaftAddress string `json:"raft_address"`
-		HTTPAddress string `json:"http_address"`
-		TCPAddress  string `json:"tcp_address"`
-		Suffrage    string `json:"suffrage"`
-		Leader      bool   `json:"leader"`
-	} `json:"members"`
-}
+// clusterStatus is GET /cluster/status, in the wire vocabulary the CLI uses
+// too (a leaf package: the tests stay black-box).
+type clusterStatus = wire.Status
 
 // Status fetches GET /cluster/status.
 func (n *Node) Status() (clusterStatus, error) {

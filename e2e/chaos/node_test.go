@@ -15,6 +15,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/raftlookupd/raftlookupd/wire"
 )
 
 // Ports inside each node's namespace: every node has its own stack, so the
@@ -217,20 +219,11 @@ func (n *node) wipe() error { return os.RemoveAll(n.dataDir) }
 // ---------------------------------------------------------------------------
 // admin calls through the client namespace
 
-type memberStatus struct {
-	ID          string `json:"id"`
-	RaftAddress string `json:"raft_address"`
-	Suffrage    string `json:"suffrage"`
-	Leader      bool   `json:"leader"`
-}
-
-type clusterStatus struct {
-	NodeID       string         `json:"node_id"`
-	State        string         `json:"state"`
-	LeaderID     string         `json:"leader_id"`
-	AppliedIndex uint64         `json:"applied_index"`
-	Members      []memberStatus `json:"members"`
-}
+// The admin API's documents, in the wire vocabulary.
+type (
+	memberStatus  = wire.MemberStatus
+	clusterStatus = wire.Status
+)
 
 // client is the test's HTTP client; every connection starts in the client
 // namespace. No keep-alive: a restarted node would reset idle connections
