@@ -197,14 +197,7 @@ func TestOwnerLeaseExpiresAndNodeRecovers(t *testing.T) {
 // first PING replicated) it supersedes the orphan long before the grace.
 func TestOrphanSupersededByReregistration(t *testing.T) {
 	tc := newTestCluster(t)
-	var peers []cluster.Server
-	for _, id := range []string{"n1", "n2", "n3"} {
-		peers = append(peers, cluster.Server{ID: id, RaftAddress: raftAddr(id)})
-	}
-	for _, id := range []string{"n1", "n2", "n3"} {
-		tc.start(id, func(c *cluster.Config) { c.Servers = peers; c.OrphanGrace = time.Minute })
-	}
-	tc.waitReady("n1", "n2", "n3")
+	startThreeWith(tc, func(c *cluster.Config) { c.OrphanGrace = time.Minute })
 	a, b := tc.follower(), tc.leader()
 	sa := a.open(t, 4150)
 	a.register(t, sa, "t", "c")

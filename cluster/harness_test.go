@@ -160,13 +160,22 @@ func (tc *testCluster) kill(id string) {
 }
 
 // startThree bootstraps n1..n3 with static peers and waits for a leader.
-func (tc *testCluster) startThree() {
+func (tc *testCluster) startThree() { startThreeWith(tc, nil) }
+
+// startThreeWith bootstraps n1..n3 with static peers and mutate applied to
+// each config, and waits until all are ready.
+func startThreeWith(tc *testCluster, mutate func(*cluster.Config)) {
 	var peers []cluster.Server
 	for _, id := range []string{"n1", "n2", "n3"} {
 		peers = append(peers, cluster.Server{ID: id, RaftAddress: raftAddr(id)})
 	}
 	for _, id := range []string{"n1", "n2", "n3"} {
-		tc.start(id, func(c *cluster.Config) { c.Servers = peers })
+		tc.start(id, func(c *cluster.Config) {
+			c.Servers = peers
+			if mutate != nil {
+				mutate(c)
+			}
+		})
 	}
 	tc.waitReady("n1", "n2", "n3")
 }

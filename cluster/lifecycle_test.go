@@ -12,22 +12,6 @@ import (
 	"github.com/raftlookupd/raftlookupd/wire"
 )
 
-func startThreeWith(tc *testCluster, mutate func(*cluster.Config)) {
-	var peers []cluster.Server
-	for _, id := range []string{"n1", "n2", "n3"} {
-		peers = append(peers, cluster.Server{ID: id, RaftAddress: raftAddr(id)})
-	}
-	for _, id := range []string{"n1", "n2", "n3"} {
-		tc.start(id, func(c *cluster.Config) {
-			c.Servers = peers
-			if mutate != nil {
-				mutate(c)
-			}
-		})
-	}
-	tc.waitReady("n1", "n2", "n3")
-}
-
 // After a leadership transfer the new leader's commit index ends with its
 // no-op entry, which never reaches the state machine. A linearizable read
 // must not wait for the next command to move the applied index (with a 10s
