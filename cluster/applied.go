@@ -21,10 +21,16 @@ type appliedFSM struct {
 	// its sessions (backup.go).
 	self         string
 	sessionsLost chan struct{}
+	// removals signals a committed configuration that dropped a server
+	// (or the first one seen since start, when what it replaced is not
+	// known); servers is the previous one's, touched only by raft's FSM
+	// goroutine. See Node.snapshotAfterRemovals.
+	removals chan struct{}
+	servers  map[raft.ServerID]bool
 }
 
 func newAppliedFSM(self string) *appliedFSM {
-	return &appliedFSM{FSM: fsm.New(), changed: make(chan struct{}), self: self, sessionsLost: make(chan struct{}, 1)}
+	return &appliedFSM{FSM: fsm.New(), changed: make(chan struct{}), self: self, sessionsLost: make(chan struct{}, 1), removals: make(chan struct{}, 1)}
 }
 
 func (a *appliedFSM) Apply(l *raft.Log) any {
@@ -41,6 +47,26 @@ func (a *appliedFSM) Restore(rc io.ReadCloser) error {
 	}
 	a.wake()
 	return err
+}
+
+// StoreConfiguration implements raft.ConfigurationStore: raft calls it, in
+// log order, for every committed configuration entry.
+func (a *appliedFSM) StoreConfiguration(_ uint64, c raft.Configuration) {
+	next := make(map[raft.ServerID]bool, len(c.Servers))
+	for _, s := range c.Servers {
+		next[s.ID] = true
+	}
+	removed := a.servers == nil
+	for id := range a.servers {
+		removed = removed || !next[id]
+	}
+	a.servers = next
+	if removed {
+		select {
+		case a.removals <- struct{}{}:
+		default:
+		}
+	}
 }
 
 func (a *appliedFSM) wake() {

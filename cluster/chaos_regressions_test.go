@@ -5,11 +5,14 @@ package cluster_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 
 	"github.com/raftlookupd/raftlookupd/cluster"
 	"github.com/raftlookupd/raftlookupd/fsm"
@@ -138,4 +141,116 @@ func TestBoundedReadAfterVoteGrantIsFresh(t *testing.T) {
 	if err := f.node.ReadBarrier(context.Background(), wire.Bounded); err == nil {
 		t.Fatalf("f serves bounded reads %v after a write it lacks was acknowledged (max staleness %v)", time.Since(acked).Round(time.Millisecond), f.cfg.MaxStaleness)
 	}
+}
+
+// A server that joins after a leave never sees a configuration naming the
+// server that left: not in a snapshot, not in the log it is sent. It used to
+// be sent the log from the first entry, with the bootstrap configuration; a
+// wiped server that joined again under its old name then campaigned in that
+// old configuration, and won with another wiped server's vote over committed
+// entries (e2e/chaos seed 50066; Node.compactLog says more).
+func TestJoinAfterLeaveSeesNoOldConfiguration(t *testing.T) {
+	tc := newTestCluster(t)
+	tc.startThree()
+	l := tc.leader()
+	if err := l.node.Propose(context.Background(), fsm.Command{Op: fsm.OpCreateTopic, Topic: "before"}); err != nil {
+		t.Fatal(err)
+	}
+	gone := tc.follower()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := l.node.Leave(ctx, gone.id); err != nil {
+		t.Fatalf("leave %s: %v", gone.id, err)
+	}
+	// The leader's latest snapshot, before it answers; the others' soon after.
+	if ids := latestSnapshotServers(t, l.dir); slices.Contains(ids, gone.id) {
+		t.Fatalf("leave of %s answered, but the leader's latest snapshot names it: %v", gone.id, ids)
+	}
+	for _, n := range tc.all() {
+		if n == gone {
+			continue
+		}
+		waitFor(t, 10*time.Second, func() error {
+			if ids := latestSnapshotServers(t, n.dir); slices.Contains(ids, gone.id) {
+				return fmt.Errorf("%s: latest snapshot names %s: %v", n.id, gone.id, ids)
+			}
+			return nil
+		})
+	}
+	n4 := tc.start("n4", func(c *cluster.Config) { c.Bootstrap = false })
+	if err := l.node.Join(ctx, wire.JoinRequest{ID: "n4", RaftAddress: raftAddr("n4")}); err != nil {
+		t.Fatal(err)
+	}
+	tc.waitReady("n4")
+	n4.stop()
+	for _, c := range storedConfigurations(t, n4.dir) {
+		for _, s := range c.Servers {
+			if string(s.ID) == gone.id {
+				t.Fatalf("n4 joined after %s left, and was sent a configuration naming it: %v", gone.id, c.Servers)
+			}
+		}
+	}
+}
+
+// latestSnapshotServers lists the servers of the configuration in the newest
+// snapshot under a node's data dir.
+func latestSnapshotServers(t *testing.T, dir string) []string {
+	t.Helper()
+	store, err := raft.NewFileSnapshotStore(dir, 1, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	metas, err := store.List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(metas) == 0 {
+		return nil
+	}
+	var ids []string
+	for _, s := range metas[0].Configuration.Servers {
+		ids = append(ids, string(s.ID))
+	}
+	return ids
+}
+
+// storedConfigurations returns every configuration a stopped node holds: in
+// its snapshots and in its log.
+func storedConfigurations(t *testing.T, dir string) []raft.Configuration {
+	t.Helper()
+	snaps, err := raft.NewFileSnapshotStore(dir, 1, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	metas, err := snaps.List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []raft.Configuration
+	for _, m := range metas {
+		out = append(out, m.Configuration)
+	}
+	store, err := raftboltdb.NewBoltStore(filepath.Join(dir, "raft.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	first, err := store.FirstIndex()
+	if err != nil {
+		t.Fatal(err)
+	}
+	last, err := store.LastIndex()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := first; i != 0 && i <= last; i++ {
+		var l raft.Log
+		if err := store.GetLog(i, &l); err != nil {
+			t.Fatalf("log %d: %v", i, err)
+		}
+		if l.Type == raft.LogConfiguration {
+			out = append(out, raft.DecodeConfiguration(l.Data))
+		}
+	}
+	return out
 }

@@ -17,14 +17,14 @@ import (
 // the same id at the same address with the same suffrage changes nothing;
 // the same id at a new address replaces the old entry.
 func (n *Node) Join(ctx context.Context, req wire.JoinRequest) error {
-	err := n.joinLocal(req)
+	err := n.joinLocal(ctx, req)
 	if errors.Is(err, raft.ErrNotLeader) {
 		return n.toLeader(ctx, rpcJoin, req)
 	}
 	return err
 }
 
-func (n *Node) joinLocal(req wire.JoinRequest) error {
+func (n *Node) joinLocal(ctx context.Context, req wire.JoinRequest) error {
 	if req.ID == "" || req.RaftAddress == "" {
 		return fmt.Errorf("%w: join needs id and raft_address", wire.ErrBadRequest)
 	}
@@ -60,6 +60,9 @@ func (n *Node) joinLocal(req wire.JoinRequest) error {
 				return fmt.Errorf("remove old entry of %s: %w", s.ID, err)
 			}
 			n.logger.Info("removed old member entry before join", "id", s.ID, "address", s.Address)
+			if err := n.compactLog(ctx); err != nil {
+				return fmt.Errorf("compact the log after removing the old entry of %s: %w", s.ID, err)
+			}
 		}
 	}
 	var f raft.IndexFuture
@@ -128,6 +131,11 @@ func (n *Node) leaveLocal(ctx context.Context, id string) error {
 	// Forget its addresses; its sessions go when its lease lapses.
 	if err := n.proposeLeader(fsm.Command{Op: fsm.OpRemoveMember, Member: fsm.Member{ID: id}}); err != nil {
 		n.logger.Warn("member removed, but its record was not", "id", id, "error", err)
+	}
+	// Before answering: once the caller hears "left" it may wipe the
+	// server and join it again (compactLog says why).
+	if err := n.compactLog(ctx); err != nil {
+		n.logger.Warn("member removed, but the log was not compacted after the removal", "id", id, "error", err)
 	}
 	return nil
 }
@@ -253,4 +261,69 @@ func (n *Node) joinTargets() []string {
 		}
 	}
 	return out
+}
+
+// snapshotAfterRemovals compacts the log after every committed
+// configuration that removed a server (compactLog).
+func (n *Node) snapshotAfterRemovals() {
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-n.fsm.removals:
+		}
+		if err := n.compactLog(n.ctx); err != nil && n.ctx.Err() == nil {
+			n.logger.Warn("log not compacted after a configuration change removed a server", "error", err)
+		}
+	}
+}
+
+// compactLog takes a snapshot of everything applied so far and drops the
+// whole log before it, retrying while raft refuses (a snapshot running, a
+// committed configuration not applied yet) until ctx ends.
+//
+// Why, after a removal: a server that joins with an empty log gets what the
+// leader holds from its first entry on, the latest snapshot if the log
+// before it is gone, else the log itself. Replaying an old log, it passes
+// through every configuration the cluster ever had; one that names it and
+// servers that have since left, been wiped and started again empty makes
+// it a candidate whose election those amnesiac servers may grant, and a
+// leader elected that way overwrites committed entries. e2e/chaos found
+// this (seed 50066): n2 and then n1 left a three-node cluster, n1 was wiped
+// and joined again, the leader n3 was killed while n1 had replayed the first
+// 64 entries (the bootstrap configuration), and n1 won term 6 with the
+// vote of the wiped n2. Once the log before a removal is gone, a joining
+// server starts from a snapshot whose configuration no longer names the
+// removed servers, and the old configurations are nowhere to replay.
+func (n *Node) compactLog(ctx context.Context) error {
+	n.compactMu.Lock()
+	defer n.compactMu.Unlock()
+	rc := n.raft.ReloadableConfig()
+	rc.TrailingLogs = 0
+	if err := n.raft.ReloadConfig(rc); err != nil {
+		return err
+	}
+	defer func() {
+		rc.TrailingLogs = n.cfg.TrailingLogs
+		if err := n.raft.ReloadConfig(rc); err != nil {
+			n.logger.Error("cannot restore trailing logs after compaction", "error", err)
+		}
+	}()
+	for {
+		// "Nothing new" is retried too: the last snapshot covers everything
+		// applied, but it may have kept trailing logs. Lease renewals apply
+		// something new soon.
+		err := n.raft.Snapshot().Error()
+		if err == nil {
+			return nil
+		}
+		if errors.Is(err, raft.ErrRaftShutdown) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (last attempt: %v)", ctx.Err(), err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }

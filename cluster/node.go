@@ -77,6 +77,9 @@ type Node struct {
 	wg       sync.WaitGroup
 	shutOnce sync.Once
 	shutErr  error
+	// compactMu serializes compactLog, which lowers raft's trailing logs
+	// for one snapshot.
+	compactMu sync.Mutex
 }
 
 // New opens the stores in cfg.DataDir, starts Raft and the node-to-node RPC
@@ -236,6 +239,7 @@ func New(cfg Config, logger hclog.Logger) (n *Node, err error) {
 	n.start(n.incarnationLoop)
 	n.start(n.freshnessLoop)
 	n.start(n.restoredLoop)
+	n.start(n.snapshotAfterRemovals)
 	switch {
 	case existing || len(cfg.Join) == 0:
 	case cfg.BootstrapExpect > 0:
