@@ -81,6 +81,7 @@ func main() {
 	outPath := flag.String("out", "", "also write the report to this file")
 	flag.StringVar(&c.profileDir, "profile-dir", "", "write profiles here: the follower's CPU under /lookup load (its first turn, at each size), every node's CPU during the scale storm and heap after it")
 	readmePath := flag.String("readme", "", "rewrite this README's performance table when every scenario ran")
+	extraFlags := flag.String("node-flags", "", "flags added to every raftlookupd node's command line, space-separated (to try a setting; the report names them)")
 	ceilingAddr := flag.String("ceiling-serve", "", "internal: serve the HTTP ceiling on this address")
 	ceilingBody := flag.Int("ceiling-body", 0, "internal: the ceiling's body length")
 	flag.Parse()
@@ -88,6 +89,7 @@ func main() {
 		serveCeiling(*ceilingAddr, *ceilingBody)
 		return
 	}
+	nodeFlags = strings.Fields(*extraFlags)
 	for _, s := range strings.Split(*sizes, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
 		if err != nil || n < 20 {
@@ -113,6 +115,9 @@ func main() {
 	ref, raft := buildBinaries()
 	fmt.Fprintf(c.out, "# raftlookupd vs nsqlookupd 1.3.0\n\n%s, %d cores, %s; %d /lookup clients, %v per run.\n\n",
 		cpuModel(), runtime.NumCPU(), runtime.Version(), c.clients, c.duration)
+	if len(nodeFlags) > 0 {
+		fmt.Fprintf(c.out, "Every raftlookupd node also ran with `%s`.\n\n", strings.Join(nodeFlags, " "))
+	}
 	for _, s := range scenarios {
 		if c.only != "" && c.only != s.name {
 			continue
@@ -131,6 +136,10 @@ func main() {
 	if *readmePath != "" {
 		if c.only != "" {
 			fmt.Fprintf(os.Stderr, "bench: %s not rewritten: only %s ran\n", *readmePath, c.only)
+			return
+		}
+		if len(nodeFlags) > 0 {
+			fmt.Fprintf(os.Stderr, "bench: %s not rewritten: the nodes ran with -node-flags\n", *readmePath)
 			return
 		}
 		if err := rewriteReadme(*readmePath, c.fig.table()); err != nil {

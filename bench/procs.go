@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -88,6 +89,10 @@ func startReferenceNamed(bin, name string) (*proc, error) {
 }
 
 // startCluster starts three raftlookupd processes with static peers.
+// nodeFlags are added to every node's command line (-node-flags), to try
+// a setting against the defaults.
+var nodeFlags []string
+
 func startCluster(bin string, extra ...string) ([]*proc, error) {
 	nodes := make([]*proc, 3)
 	var peers []string
@@ -101,7 +106,7 @@ func startCluster(bin string, extra ...string) ([]*proc, error) {
 	for _, n := range nodes {
 		n.args = append([]string{"-node-id", n.name, "-data-dir", n.dataDir, "-broadcast-address", "127.0.0.1",
 			"-tcp-address", n.tcp, "-http-address", n.http, "-raft-address", n.raft,
-			"-peers", strings.Join(peers, ","), "-log-level", "warn"}, extra...)
+			"-peers", strings.Join(peers, ","), "-log-level", "warn"}, append(slices.Clone(nodeFlags), extra...)...)
 		if err := n.start(); err != nil {
 			return nodes, err
 		}
