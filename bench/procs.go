@@ -51,19 +51,46 @@ func (p *proc) kill() {
 
 // rss returns the process's resident set size in bytes.
 func (p *proc) rss() (int64, error) {
+	v, err := p.status("VmRSS")
+	return v["VmRSS"], err
+}
+
+// rssParts describes p's resident memory as anonymous (heap, stacks) and
+// file-backed (mapped files: the binary, bolt's mmap of raft.db) parts.
+func (p *proc) rssParts() string {
+	v, err := p.status("RssAnon", "RssFile")
+	if err != nil {
+		return "?"
+	}
+	return fmt.Sprintf("anon %s, file %s", mib(v["RssAnon"]), mib(v["RssFile"]))
+}
+
+// status reads the named kB fields of /proc/PID/status, in bytes.
+func (p *proc) status(names ...string) (map[string]int64, error) {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	defer f.Close()
+	out := map[string]int64{}
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
-			return kb * 1024, err
+		name, rest, ok := strings.Cut(sc.Text(), ":")
+		if !ok || !slices.Contains(names, name) {
+			continue
+		}
+		kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("%s of %s: %w", name, p.name, err)
+		}
+		out[name] = kb * 1024
+	}
+	for _, n := range names {
+		if _, ok := out[n]; !ok {
+			return nil, fmt.Errorf("no %s for %s", n, p.name)
 		}
 	}
-	return 0, fmt.Errorf("no VmRSS for %s", p.name)
+	return out, sc.Err()
 }
 
 func freePort() int {

@@ -77,7 +77,7 @@ func benchScale(c config, refBin, raftBin string) error {
 	for i, nd := range nodes {
 		r, _ := nd.rss()
 		raftRSS = max(raftRSS, r)
-		rss[i] = nd.name + " " + mib(r)
+		rss[i] = nd.name + " " + mib(r) + " (" + nd.rssParts() + ")"
 		saveHeap(c, nd, "scale-heap-"+nd.name)
 	}
 	for _, nd := range nodes {

@@ -28,10 +28,14 @@ type queue struct {
 	cfg queueConfig
 
 	mu sync.Mutex
-	// cmds are the queued commands; dones[i] receives cmds[i]'s result
-	// (nil: nobody waits). Two slices, so a batch is a slice of cmds, never
-	// a copy.
-	cmds  []fsm.Command
+	// elems holds the queued commands, each encoded as a batch element
+	// (fsm.AppendElement) when it was queued; sizes[i] is the length of
+	// the i-th, and dones[i] receives its result (nil: nobody waits). A
+	// storm queues tens of thousands of commands: as encodings they take
+	// tens of bytes each rather than a Command's few hundred, and the
+	// encoding work is spread over the goroutines that queue them.
+	elems []byte
+	sizes []uint32
 	dones []chan error
 	wake  chan struct{}
 	// inc is the incarnation batches are sent under; 0 until the node has
@@ -85,47 +89,51 @@ func newQueue(cfg queueConfig) *queue {
 	return &queue{cfg: cfg, wake: make(chan struct{}, 1), lastCommit: time.Now()}
 }
 
-// validate refuses a command the log must not hold, alone, rather than
-// failing the batch it would join.
-func validate(c *fsm.Command) error {
-	if err := c.Validate(); err != nil {
-		return fmt.Errorf("%w: %w", wire.ErrBadRequest, err)
+// encode validates a command as a batch element and encodes it; a command
+// the log must not hold is refused alone, rather than failing the batch it
+// would join.
+func encode(c *fsm.Command) ([]byte, error) {
+	b, err := fsm.AppendElement(nil, c)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", wire.ErrBadRequest, err)
 	}
-	return nil
+	return b, nil
 }
 
 // enqueue adds a command nobody waits for.
 func (q *queue) enqueue(c fsm.Command) error {
-	if err := validate(&c); err != nil {
+	b, err := encode(&c)
+	if err != nil {
 		return err
 	}
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if len(q.cmds) >= q.cfg.maxQueue {
-		return wire.ErrQueueFull
-	}
-	q.cmds, q.dones = append(q.cmds, c), append(q.dones, nil)
-	q.signal()
-	return nil
+	return q.add(b, nil)
 }
 
 // enqueueWait adds a command and returns a channel that receives its result
 // once it is applied on this node.
 func (q *queue) enqueueWait(c fsm.Command) <-chan error {
 	done := make(chan error, 1)
-	if err := validate(&c); err != nil {
-		done <- err
-		return done
+	b, err := encode(&c)
+	if err == nil {
+		err = q.add(b, done)
 	}
+	if err != nil {
+		done <- err
+	}
+	return done
+}
+
+func (q *queue) add(elem []byte, done chan error) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if len(q.cmds) >= q.cfg.maxQueue {
-		done <- wire.ErrQueueFull
-		return done
+	if len(q.sizes) >= q.cfg.maxQueue {
+		return wire.ErrQueueFull
 	}
-	q.cmds, q.dones = append(q.cmds, c), append(q.dones, done)
+	q.elems = append(q.elems, elem...)
+	q.sizes = append(q.sizes, uint32(len(elem)))
+	q.dones = append(q.dones, done)
 	q.signal()
-	return done
+	return nil
 }
 
 func (q *queue) signal() {
@@ -138,7 +146,7 @@ func (q *queue) signal() {
 func (q *queue) depth() int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return len(q.cmds) + q.pending
+	return len(q.sizes) + q.pending
 }
 
 // stalledFor is how long the queue has held commands without committing
@@ -146,7 +154,7 @@ func (q *queue) depth() int {
 func (q *queue) stalledFor() time.Duration {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if len(q.cmds)+q.pending == 0 {
+	if len(q.sizes)+q.pending == 0 {
 		return 0
 	}
 	return time.Since(q.lastCommit)
@@ -164,26 +172,34 @@ func (q *queue) setIncarnation(inc uint64) {
 	q.signal()
 }
 
-// take returns the next batch's commands, their result channels and the
-// incarnation; nothing while the queue has no incarnation. The slices are
-// the queue's own (capped), not copies.
-func (q *queue) take() ([]fsm.Command, []chan error, uint64) {
+// maxBatchElems bounds the element bytes of one batch, below
+// fsm.MaxEntryBytes with room for the batch header.
+const maxBatchElems = fsm.MaxEntryBytes - 1024
+
+// take returns the next batch: its elements' encodings, how many there
+// are, their result channels and the incarnation; nothing while the queue
+// has no incarnation. The slices are the queue's own (capped), not copies.
+func (q *queue) take() ([]byte, int, []chan error, uint64) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if len(q.cmds) == 0 || q.inc == 0 {
+	if len(q.sizes) == 0 || q.inc == 0 {
 		if q.pending == 0 {
 			q.lastCommit = time.Now()
 		}
-		return nil, nil, 0
+		return nil, 0, nil, 0
 	}
-	k := min(len(q.cmds), q.cfg.maxBatch)
-	cmds, dones := q.cmds[:k:k], q.dones[:k:k]
-	q.cmds, q.dones = q.cmds[k:], q.dones[k:]
-	if len(q.cmds) == 0 {
-		q.cmds, q.dones = nil, nil // let the backing arrays go after a burst
+	k, n := 0, 0
+	for k < len(q.sizes) && k < q.cfg.maxBatch && (k == 0 || n+int(q.sizes[k]) <= maxBatchElems) {
+		n += int(q.sizes[k])
+		k++
+	}
+	elems, dones := q.elems[:n:n], q.dones[:k:k]
+	q.elems, q.sizes, q.dones = q.elems[n:], q.sizes[k:], q.dones[k:]
+	if len(q.sizes) == 0 {
+		q.elems, q.sizes, q.dones = nil, nil, nil // let the backing arrays go after a burst
 	}
 	q.pending += k
-	return cmds, dones, q.inc
+	return elems, k, dones, q.inc
 }
 
 // nextSeq numbers a batch of incarnation inc that encoded, so sequence
@@ -200,7 +216,7 @@ func (q *queue) nextSeq(inc uint64) uint64 {
 
 // flight is one batch on its way to the leader.
 type flight struct {
-	cmds    []fsm.Command
+	count   int
 	dones   []chan error
 	inc     uint64
 	seq     uint64
@@ -216,29 +232,29 @@ type flight struct {
 // there is nothing to send.
 func (q *queue) launch(ctx context.Context) *flight {
 	for {
-		cmds, dones, inc := q.take()
-		if len(cmds) == 0 {
+		elems, count, dones, inc := q.take()
+		if count == 0 {
 			return nil
 		}
-		f := &flight{cmds: cmds, dones: dones, inc: inc, start: time.Now(), done: make(chan struct{})}
+		f := &flight{count: count, dones: dones, inc: inc, start: time.Now(), done: make(chan struct{})}
 		for _, d := range dones {
 			f.waiting = f.waiting || d != nil
 		}
-		b := fsm.Command{Op: fsm.OpBatch, Session: fsm.SessionID{Owner: q.cfg.origin, Incarnation: inc}, BatchSeq: q.peekSeq() + 1}
-		b.Batch = f.cmds
-		data, err := b.Encode()
+		seq := q.peekSeq() + 1
+		data, err := fsm.EncodeBatch(q.cfg.origin, inc, seq, count, elems)
 		if err != nil {
-			// Every command was validated when queued; only a batch over
-			// the entry size could fail here. No sequence number is used.
+			// Every command was validated when queued, and take keeps a
+			// batch within the entry size: this cannot happen. No sequence
+			// number is used.
 			f.err = fmt.Errorf("%w: %v", wire.ErrBadRequest, err)
 			close(f.done)
 			q.finish(f)
 			continue
 		}
-		if f.seq = q.nextSeq(inc); f.seq != b.BatchSeq {
+		if f.seq = q.nextSeq(inc); f.seq != seq {
 			// The incarnation changed while encoding: the batch belongs to
 			// the old one and fsm answers it as stale. Send it as is.
-			f.seq = b.BatchSeq
+			f.seq = seq
 		}
 		f.data = data
 		go func() {
@@ -324,16 +340,16 @@ func (q *queue) finish(f *flight) {
 		}
 		q.cfg.metrics.commitLatency.Observe(time.Since(f.start).Seconds())
 		q.cfg.metrics.batches.Inc()
-		q.cfg.metrics.commands.Add(uint64(len(f.cmds)))
+		q.cfg.metrics.commands.Add(uint64(f.count))
 	case refusedForGood(f.err):
 		q.cfg.logger.Error("the leader refused a batch for good; failing its commands and closing their sessions",
-			"seq", f.seq, "commands", len(f.cmds), "error", f.err)
+			"seq", f.seq, "commands", f.count, "error", f.err)
 		if q.cfg.refused != nil {
-			q.cfg.refused(sessionsOf(f.cmds))
+			q.cfg.refused(sessionsOf(f.data))
 		}
 	}
 	q.mu.Lock()
-	q.pending -= len(f.cmds)
+	q.pending -= f.count
 	if f.err == nil || refusedForGood(f.err) {
 		q.lastCommit = time.Now()
 	}
@@ -359,10 +375,15 @@ func refusedForGood(err error) bool {
 	return errors.Is(err, wire.ErrBadRequest) || errors.Is(err, wire.ErrTooLarge)
 }
 
-func sessionsOf(cmds []fsm.Command) []fsm.SessionID {
+// sessionsOf lists the sessions a batch entry has commands of.
+func sessionsOf(data []byte) []fsm.SessionID {
+	b, err := fsm.Decode(data)
+	if err != nil {
+		return nil // cannot be: the queue encoded it
+	}
 	seen := map[fsm.SessionID]bool{}
 	var out []fsm.SessionID
-	for _, c := range cmds {
+	for _, c := range b.Batch {
 		switch c.Op {
 		case fsm.OpOpenSession, fsm.OpRegister, fsm.OpUnregister:
 			if !seen[c.Session] {
@@ -377,7 +398,7 @@ func sessionsOf(cmds []fsm.Command) []fsm.SessionID {
 func (q *queue) failAll(err error) {
 	q.mu.Lock()
 	dones := q.dones
-	q.cmds, q.dones = nil, nil
+	q.elems, q.sizes, q.dones = nil, nil, nil
 	q.mu.Unlock()
 	for _, done := range dones {
 		if done != nil {

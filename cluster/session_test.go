@@ -13,8 +13,20 @@ import (
 func queued(q *queue) []fsm.Command {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	out := q.cmds
-	q.cmds, q.dones = nil, nil
+	var out []fsm.Command
+	for _, size := range q.sizes {
+		b, err := fsm.EncodeBatch("n1", 1, 1, 1, q.elems[:size])
+		if err != nil {
+			panic(err)
+		}
+		c, err := fsm.Decode(b)
+		if err != nil {
+			panic(err)
+		}
+		out = append(out, c.Batch[0])
+		q.elems = q.elems[size:]
+	}
+	q.elems, q.sizes, q.dones = nil, nil, nil
 	return out
 }
 
