@@ -94,22 +94,25 @@ func benchScale(c config, refBin, raftBin string) error {
 	if err := getJSON(nodes[0].http, "/cluster/status?local=true", &st); err != nil {
 		return err
 	}
+	// A snapshot taken before the storm (a node snapshots when it first
+	// applies a configuration) does not count: wait for one covering it.
 	if st.LastLogIndex >= snapshotThreshold && !waitUntil(3*time.Minute, time.Second, func() bool {
 		for _, nd := range nodes {
-			if largestSnapshot(nd.dataDir) == 0 {
+			if index, _ := newestSnapshot(nd.dataDir); index < st.LastLogIndex {
 				return false
 			}
 		}
 		return true
 	}) {
-		return fmt.Errorf("no snapshot on every node within 3 minutes")
+		return fmt.Errorf("no snapshot covering the storm on every node within 3 minutes")
 	}
 	var raftDB, snap int64
 	for _, nd := range nodes {
 		if st, err := os.Stat(filepath.Join(nd.dataDir, "raft.db")); err == nil {
 			raftDB = max(raftDB, st.Size())
 		}
-		snap = max(snap, largestSnapshot(nd.dataDir))
+		_, size := newestSnapshot(nd.dataDir)
+		snap = max(snap, size)
 	}
 
 	leader, followers, err := leaderOf(nodes)

@@ -200,15 +200,23 @@ func dirSize(dir string) int64 {
 	return total
 }
 
-// largestSnapshot returns the size of the newest snapshot's state under a
-// node's data dir, or 0 when it has none.
-func largestSnapshot(dataDir string) int64 {
-	var best int64
+// newestSnapshot returns the index and state size of the newest snapshot
+// under a node's data dir (raft names its folders term-index-time), or
+// zeros when it has none.
+func newestSnapshot(dataDir string) (index uint64, size int64) {
 	matches, _ := filepath.Glob(filepath.Join(dataDir, "snapshots", "*", "state.bin"))
 	for _, m := range matches {
-		if st, err := os.Stat(m); err == nil {
-			best = max(best, st.Size())
+		dir := filepath.Base(filepath.Dir(m))
+		parts := strings.Split(dir, "-")
+		if len(parts) != 3 || strings.HasSuffix(dir, ".tmp") {
+			continue
 		}
+		i, err := strconv.ParseUint(parts[1], 10, 64)
+		st, serr := os.Stat(m)
+		if err != nil || serr != nil || i < index {
+			continue
+		}
+		index, size = i, st.Size()
 	}
-	return best
+	return index, size
 }
