@@ -18,13 +18,18 @@ type figures struct {
 	failover   *failoverFigure
 	idle       *idleFigure
 	latency    *latencyFigure
-	db         *dbFigure
+	// loadElections counts elections during the loaded phases of the
+	// lookup, storm and scale runs (loadWatched: some were watched).
+	loadElections int
+	loadWatched   bool
+	db            *dbFigure
 }
 
 type lookupFigure struct {
 	size               int
 	ceiling, ref, raft float64 // req/s
 	refRSS, raftRSS    int64
+	elections          int
 }
 
 type stormFigure struct {
@@ -103,6 +108,9 @@ func (f *figures) table() string {
 	}
 	if x := f.idle; x != nil {
 		row(fmt.Sprintf("leader changes, idle cluster with default flags, %v", x.watched), "", fmt.Sprint(x.changes), "", "0")
+	}
+	if f.loadWatched {
+		row("elections during the `/lookup`, storm and scale loads", "", fmt.Sprint(f.loadElections), "", "0")
 	}
 	if x := f.latency; x != nil {
 		row("TCP reply p50 / p99 under `/lookup` load", fmt.Sprintf("%s / %s", ms(x.refP50), ms(x.refP99)),

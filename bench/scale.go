@@ -58,6 +58,10 @@ func benchScale(c config, refBin, raftBin string) error {
 		// Profiles cover the storm and what follows it within 5s.
 		stops = append(stops, profileDuring(c, nd, "scale-"+nd.name, 6*time.Second))
 	}
+	term0, err := maxTerm(nodes)
+	if err != nil {
+		return err
+	}
 	start = time.Now()
 	prods, err = storm(n, func(i int) []string { return []string{tcp[i%3]} }, basePort, lines)
 	ack := time.Since(start)
@@ -69,6 +73,10 @@ func benchScale(c config, refBin, raftBin string) error {
 		return fmt.Errorf("%d registrations never held by every node", regs)
 	}
 	all := time.Since(start)
+	term1, err := maxTerm(nodes)
+	if err != nil {
+		return err
+	}
 	for _, stop := range stops {
 		stop()
 	}
@@ -158,6 +166,9 @@ func benchScale(c config, refBin, raftBin string) error {
 	fmt.Fprintf(c.out, "RSS: nsqlookupd %s; raftlookupd %v (largest / reference: %.2fx).\n\n", mib(refRSS), rss, float64(raftRSS)/float64(refRSS))
 	fmt.Fprintf(c.out, "raft.db %s, snapshot %s (largest of the 3 nodes; %d log entries; snapshots checked every 30s, taken after %d entries).\n\n",
 		mib(raftDB), mib(snap), st.LastLogIndex, snapshotThreshold)
+	c.fig.loadElections += int(term1 - term0)
+	c.fig.loadWatched = true
+	fmt.Fprintf(c.out, "Elections during the storm: %d.\n\n", term1-term0)
 	fmt.Fprintf(c.out, "Restarted follower (SIGKILL, start) serving the same registry as the leader (%d registrations; its own connections ended with it): %v.\n\n",
 		served, restart.Round(time.Millisecond))
 	c.fig.scale = &scaleFigure{producers: n, topics: topics, ref: refTime, ack: ack, all: all, refRSS: refRSS, raftRSS: raftRSS,

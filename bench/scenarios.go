@@ -42,6 +42,11 @@ func benchLookup(c config, refBin, raftBin string) error {
 		fig.size = size
 		c.fig.lookup = append(c.fig.lookup, fig)
 	}
+	var elections []string
+	for _, f := range c.fig.lookup {
+		elections = append(elections, fmt.Sprintf("%d at %d", f.elections, f.size))
+	}
+	fmt.Fprintf(c.out, "\nElections during the /lookup load: %s registrations.\n", strings.Join(elections, ", "))
 	fmt.Fprintln(c.out)
 	return nil
 }
@@ -85,21 +90,12 @@ func lookupAtSize(c config, ref *proc, nodes []*proc, topics int) (lookupFigure,
 	hosts := []string{ceiling.http, ref.http, f.http}
 	var rates [3]float64
 	var fails [3]int64
-	slice := c.duration / rounds
-	for r := range rounds {
-		for k := range hosts {
-			i := (r + k) % len(hosts)
-			var stop func()
-			if i == 2 && r == 0 {
-				stop = profileDuring(c, f, fmt.Sprintf("lookup-%d", producersPerRun*topics*2), slice)
-			}
-			rate, failed := lookupLoad(hosts[i], "t", topics, c.clients, slice)
-			if stop != nil {
-				stop()
-			}
-			rates[i] += rate / rounds
-			fails[i] += failed
-		}
+	elections, err := electionsDuring(c, nodes, func() error {
+		roundRobin(c, f, hosts, rounds, topics, &rates, &fails)
+		return nil
+	})
+	if err != nil {
+		return fig, err
 	}
 	ceilRate, refRate, raftRate := rates[0], rates[1], rates[2]
 	if fails[0]+fails[1]+fails[2] > 0 {
@@ -110,7 +106,7 @@ func lookupAtSize(c config, ref *proc, nodes []*proc, topics int) (lookupFigure,
 	fmt.Fprintf(c.out, "| %d | %d | %.0f | %.0f | %.0f | %.2f | %.2f | %.2fx | %s | %s | %.2fx |\n", producersPerRun*topics*2, size,
 		ceilRate, refRate, raftRate, raftRate/ceilRate, refRate/ceilRate, raftRate/refRate,
 		mib(refRSS), mib(raftRSS), float64(raftRSS)/float64(refRSS))
-	return lookupFigure{ceiling: ceilRate, ref: refRate, raft: raftRate, refRSS: refRSS, raftRSS: raftRSS}, nil
+	return lookupFigure{ceiling: ceilRate, ref: refRate, raft: raftRate, refRSS: refRSS, raftRSS: raftRSS, elections: elections}, nil
 }
 
 // allNodesHaveTopics reports whether /nodes lists every producer with every
@@ -166,6 +162,10 @@ func benchStorm(c config, refBin, raftBin string) error {
 		return err
 	}
 	defer killAll(nodes...)
+	term0, err := maxTerm(nodes)
+	if err != nil {
+		return err
+	}
 	start = time.Now()
 	raftProds, err := storm(conns, func(i int) []string { return []string{nodes[i%3].tcp} }, 30000, lines)
 	ack := time.Since(start)
@@ -205,7 +205,7 @@ func benchStorm(c config, refBin, raftBin string) error {
 	ratio := refTime.Seconds() / all.Seconds()
 	fmt.Fprintf(c.out, "\nratio (visible everywhere / reference acknowledged rate): %.2fx\n\n", ratio)
 	c.fig.storm = &stormFigure{n: conns, ref: refTime, ack: ack, all: all, ratio: ratio}
-	return nil
+	return electionsSince(c, nodes, term0)
 }
 
 // benchFailover: SIGKILL the leader, then time until a registration made on
@@ -467,4 +467,26 @@ func scrape(host string, names ...string) string {
 		}
 	}
 	return strings.Join(out, "; ")
+}
+
+// roundRobin runs the /lookup load against each host in turn, rounds
+// times, in a rotating order, adding each turn's rate (averaged) and
+// failures.
+func roundRobin(c config, f *proc, hosts []string, rounds, topics int, rates *[3]float64, fails *[3]int64) {
+	slice := c.duration / time.Duration(rounds)
+	for r := range rounds {
+		for k := range hosts {
+			i := (r + k) % len(hosts)
+			var stop func()
+			if i == 2 && r == 0 {
+				stop = profileDuring(c, f, fmt.Sprintf("lookup-%d", producersPerRun*topics*2), slice)
+			}
+			rate, failed := lookupLoad(hosts[i], "t", topics, c.clients, slice)
+			if stop != nil {
+				stop()
+			}
+			rates[i] += rate / float64(rounds)
+			fails[i] += failed
+		}
+	}
 }

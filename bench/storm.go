@@ -159,6 +159,10 @@ func benchStormEverywhere(c config, refBin, raftBin string) error {
 	}
 	defer killAll(nodes...)
 	tcp := []string{nodes[0].tcp, nodes[1].tcp, nodes[2].tcp}
+	term0, err := maxTerm(nodes)
+	if err != nil {
+		return err
+	}
 	start = time.Now()
 	prods, err = storm(n, func(int) []string { return tcp }, 31000, lines)
 	ack := time.Since(start)
@@ -185,7 +189,7 @@ func benchStormEverywhere(c config, refBin, raftBin string) error {
 	ratio := refTime.Seconds() / all.Seconds()
 	fmt.Fprintf(c.out, "\nratio (raftlookupd everywhere / 3 x nsqlookupd, rate): %.2fx\n\n", ratio)
 	c.fig.stormEvery = &stormFigure{ref: refTime, ack: ack, all: all, ratio: ratio, n: n}
-	return nil
+	return electionsSince(c, nodes, term0)
 }
 
 // dirSize sums the sizes of the files under dir.
