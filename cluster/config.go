@@ -115,9 +115,11 @@ type Config struct {
 	// take before it is retried.
 	WriteTimeout time.Duration
 
-	// Raft timing, tuned for a LAN (defaults: heartbeat and election 250ms,
-	// leader lease 200ms, commit 10ms): a crashed leader is replaced within
-	// about a second. Raise them on slow or lossy networks.
+	// Raft timing, tuned for a LAN (defaults: heartbeat and election 150ms,
+	// leader lease 120ms, commit 10ms): a crashed leader is replaced within
+	// about half a second, and neither an idle cluster nor the bench's
+	// loads on two cores saw an election without one (README,
+	// Performance). Raise them on slow or lossy networks.
 	HeartbeatTimeout   time.Duration
 	ElectionTimeout    time.Duration
 	LeaderLeaseTimeout time.Duration
@@ -154,9 +156,9 @@ func DefaultConfig() Config {
 		InactiveProducerTimeout: 300 * time.Second,
 		MaxStaleness:            3 * time.Second,
 		WriteTimeout:            5 * time.Second,
-		HeartbeatTimeout:        250 * time.Millisecond,
-		ElectionTimeout:         250 * time.Millisecond,
-		LeaderLeaseTimeout:      200 * time.Millisecond,
+		HeartbeatTimeout:        150 * time.Millisecond,
+		ElectionTimeout:         150 * time.Millisecond,
+		LeaderLeaseTimeout:      120 * time.Millisecond,
 		CommitTimeout:           10 * time.Millisecond,
 		SnapshotInterval:        60 * time.Second,
 		SnapshotThreshold:       8192,
