@@ -321,9 +321,13 @@ func (nm *nemesis) leader(ctx context.Context) (int, error) {
 	return 0, fmt.Errorf("no node says it leads")
 }
 
+// restart starts a killed node again. One that left and was wiped but has
+// not joined yet starts with -bootstrap=false again: with the default flags
+// a node with an empty data dir bootstraps a one-node cluster of its own,
+// and clients would meet two clusters at the members' addresses (seed 80025).
 func (nm *nemesis) restart(n *node) {
 	nm.logf("restart n%d", n.idx)
-	if err := n.start(false); err != nil {
+	if err := n.start(nm.rejoin[n.idx]); err != nil {
 		nm.logf("restart n%d: %v", n.idx, err)
 	}
 }
