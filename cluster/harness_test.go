@@ -3,6 +3,7 @@ package cluster_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -23,6 +24,10 @@ type testCluster struct {
 	mu    sync.Mutex
 	nodes map[string]*testNode
 	net   *memNet
+	// base holds the nodes' data dirs. It is made before the cleanup that
+	// stops the nodes is registered, so it is removed after they stopped
+	// (cleanups run last first): a node may still be writing a snapshot.
+	base string
 }
 
 type testNode struct {
@@ -50,7 +55,7 @@ func fastConfig() cluster.Config {
 }
 
 func newTestCluster(t *testing.T) *testCluster {
-	tc := &testCluster{t: t, nodes: map[string]*testNode{}, net: newMemNet()}
+	tc := &testCluster{t: t, nodes: map[string]*testNode{}, net: newMemNet(), base: t.TempDir()}
 	t.Cleanup(func() {
 		for _, n := range tc.all() {
 			n.stop()
@@ -76,9 +81,14 @@ func (tc *testCluster) start(id string, mutate func(*cluster.Config)) *testNode 
 	tc.mu.Lock()
 	prev := tc.nodes[id]
 	tc.mu.Unlock()
-	dir := tc.t.TempDir()
+	var dir string
 	if prev != nil {
 		dir = prev.dir
+	} else {
+		var err error
+		if dir, err = os.MkdirTemp(tc.base, id+"-"); err != nil {
+			tc.t.Fatal(err)
+		}
 	}
 	_, trans := raft.NewInmemTransport(raft.ServerAddress(raftAddr(id)))
 	rpcLn := tc.net.listen(raftAddr(id))
