@@ -196,14 +196,7 @@ func TestJoinAfterLeaveSeesNoOldConfiguration(t *testing.T) {
 // snapshot under a node's data dir.
 func latestSnapshotServers(t *testing.T, dir string) []string {
 	t.Helper()
-	store, err := raft.NewFileSnapshotStore(dir, 1, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	metas, err := store.List()
-	if err != nil {
-		t.Fatal(err)
-	}
+	metas := snapshotMetas(t, dir)
 	if len(metas) == 0 {
 		return nil
 	}
@@ -214,20 +207,26 @@ func latestSnapshotServers(t *testing.T, dir string) []string {
 	return ids
 }
 
+// snapshotMetas lists the snapshots under a node's data dir, newest first.
+func snapshotMetas(t *testing.T, dir string) []*raft.SnapshotMeta {
+	t.Helper()
+	store, err := raft.NewFileSnapshotStore(dir, 1, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	metas, err := store.List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return metas
+}
+
 // storedConfigurations returns every configuration a stopped node holds: in
 // its snapshots and in its log.
 func storedConfigurations(t *testing.T, dir string) []raft.Configuration {
 	t.Helper()
-	snaps, err := raft.NewFileSnapshotStore(dir, 1, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	metas, err := snaps.List()
-	if err != nil {
-		t.Fatal(err)
-	}
 	var out []raft.Configuration
-	for _, m := range metas {
+	for _, m := range snapshotMetas(t, dir) {
 		out = append(out, m.Configuration)
 	}
 	store, err := raftboltdb.NewBoltStore(filepath.Join(dir, "raft.db"))

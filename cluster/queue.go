@@ -33,7 +33,7 @@ type queue struct {
 	// the i-th, and dones[i] receives its result (nil: nobody waits). A
 	// storm queues tens of thousands of commands: as encodings they take
 	// tens of bytes each rather than a Command's few hundred, and the
-	// encoding work is spread over the goroutines that queue them.
+	// goroutine that queues one encodes it, not the queue's own.
 	elems []byte
 	sizes []uint32
 	dones []chan error
@@ -89,48 +89,37 @@ func newQueue(cfg queueConfig) *queue {
 	return &queue{cfg: cfg, wake: make(chan struct{}, 1), lastCommit: time.Now()}
 }
 
-// encode validates a command as a batch element and encodes it; a command
-// the log must not hold is refused alone, rather than failing the batch it
-// would join.
-func encode(c *fsm.Command) ([]byte, error) {
-	b, err := fsm.AppendElement(nil, c)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", wire.ErrBadRequest, err)
-	}
-	return b, nil
-}
-
 // enqueue adds a command nobody waits for.
 func (q *queue) enqueue(c fsm.Command) error {
-	b, err := encode(&c)
-	if err != nil {
-		return err
-	}
-	return q.add(b, nil)
+	return q.add(&c, nil)
 }
 
 // enqueueWait adds a command and returns a channel that receives its result
 // once it is applied on this node.
 func (q *queue) enqueueWait(c fsm.Command) <-chan error {
 	done := make(chan error, 1)
-	b, err := encode(&c)
-	if err == nil {
-		err = q.add(b, done)
-	}
-	if err != nil {
+	if err := q.add(&c, done); err != nil {
 		done <- err
 	}
 	return done
 }
 
-func (q *queue) add(elem []byte, done chan error) error {
+// add validates c and encodes it as a batch element straight onto the
+// queue (no buffer per command); a command the log must not hold is
+// refused alone, rather than failing the batch it would join.
+func (q *queue) add(c *fsm.Command, done chan error) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if len(q.sizes) >= q.cfg.maxQueue {
 		return wire.ErrQueueFull
 	}
-	q.elems = append(q.elems, elem...)
-	q.sizes = append(q.sizes, uint32(len(elem)))
+	n := len(q.elems)
+	elems, err := fsm.AppendElement(q.elems, c)
+	if err != nil {
+		return fmt.Errorf("%w: %w", wire.ErrBadRequest, err)
+	}
+	q.elems = elems
+	q.sizes = append(q.sizes, uint32(len(q.elems)-n))
 	q.dones = append(q.dones, done)
 	q.signal()
 	return nil
