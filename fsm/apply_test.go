@@ -1163,3 +1163,23 @@ func TestRegistryCounters(t *testing.T) {
 	topics()(t, r)
 	nodes()(t, r)
 }
+
+// TestKeptCountsMatchRecount applies random command sequences and checks,
+// after every entry and after a snapshot round trip, that the counts Apply
+// keeps equal a full recount.
+func TestKeptCountsMatchRecount(t *testing.T) {
+	for seed := int64(1); seed <= 20; seed++ {
+		h := newHarness(t)
+		r := h.reg()
+		for i, c := range randomEntries(seed, 400) {
+			h.apply(c)
+			if got, want := r.counts, r.recount(); got != want {
+				t.Fatalf("seed %d, entry %d (%v): kept counts %+v, recount %+v", seed, i+1, c.Op, got, want)
+			}
+		}
+		f := restored(t, snapshotBytes(t, h.f))
+		if got, want := f.Registry().counts, f.Registry().recount(); got != want || got != r.counts {
+			t.Fatalf("seed %d: restored counts %+v, recount %+v, before the snapshot %+v", seed, got, want, r.counts)
+		}
+	}
+}

@@ -131,7 +131,7 @@ func PrepareRestore(snapshot []byte) ([]byte, SnapshotInfo, error) {
 			continue
 		}
 		nt := r.ensureTopic(name)
-		nt.hasKey = t.hasKey
+		r.setKey(nt, t.hasKey)
 		for _, ch := range sortedKeys(t.channels) {
 			r.ensureChannel(nt, ch)
 		}

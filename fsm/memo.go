@@ -3,9 +3,9 @@ package fsm
 import "math"
 
 // MemoBudget bounds the bytes all remembered answers hold together. Beyond
-// it answers are still correct, only computed per read. 32 MiB keeps the
-// encoded /lookup answers of about 20,000 topics of ten producers.
-const MemoBudget = 32 << 20
+// it answers are still correct, only computed per read. 64 MiB keeps the
+// encoded /lookup answers of about 40,000 topics of ten producers.
+const MemoBudget = 64 << 20
 
 // A reader may remember what it derived from one topic's Lookup answer (the
 // HTTP layer keeps the encoded response) and reuse it while it still holds:

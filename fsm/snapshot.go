@@ -243,15 +243,13 @@ func (r *Registry) restoreSession(s *session) error {
 // restoreTopic rebuilds a topic entry, resolving its sessions.
 func (r *Registry) restoreTopic(rec *topicRecord) error {
 	t := r.ensureTopic(rec.name)
-	t.hasKey = rec.hasKey
+	r.setKey(t, rec.hasKey)
 	for _, p := range rec.producers {
 		s := r.sessions[p.session]
 		if s == nil {
 			return fmt.Errorf("unknown session %s", p.session)
 		}
-		pr := &producer{tombstoned: p.tombstoned, tombstonedAt: p.tombstonedAt}
-		t.producers[s] = pr
-		s.topics[t] = pr
+		r.addTopicProducer(t, s, &producer{tombstoned: p.tombstoned, tombstonedAt: p.tombstonedAt})
 	}
 	for _, chRec := range rec.channels {
 		ch := r.ensureChannel(t, chRec.name)
@@ -260,8 +258,7 @@ func (r *Registry) restoreTopic(rec *topicRecord) error {
 			if s == nil {
 				return fmt.Errorf("unknown session %s", id)
 			}
-			ch.producers[s] = struct{}{}
-			s.channels[ch] = struct{}{}
+			r.addChannelProducer(ch, s)
 		}
 	}
 	return nil

@@ -57,19 +57,39 @@ func (s *Server) readFailed(w http.ResponseWriter, e *apiError) (any, *apiError)
 
 func (s *Server) setReadHeaders(w http.ResponseWriter) {
 	rs := s.cluster.ReadState()
-	// One allocation for the three values; the keys are canonical already.
-	v := []string{rs.LeaderID, strconv.FormatUint(rs.AppliedIndex, 10), lastContactMillis(rs.LastContact)}
-	h := w.Header()
+	v := s.readHeaderValues(rs.LeaderID, rs.AppliedIndex, lastContactMillis(rs.LastContact))
+	h := w.Header() // the keys are canonical already
 	h[headerLeader] = v[0:1:1]
 	h[headerAppliedIndex] = v[1:2:2]
 	h[headerLastContact] = v[2:3:3]
 }
 
-// lastContactMillis renders ReadState.LastContact in whole milliseconds,
-// keeping -1 for "never heard from a leader".
-func lastContactMillis(d time.Duration) string {
-	if d < 0 {
-		return "-1"
+// readHeaders are the three read headers' values as last sent; the reads of
+// the same millisecond and applied index share them, read-only (net/http
+// never modifies a header value, and an append would copy: each value's
+// capacity is its length).
+type readHeaders struct {
+	leader  string
+	applied uint64
+	contact int64
+	values  []string
+}
+
+func (s *Server) readHeaderValues(leader string, applied uint64, contact int64) []string {
+	if c := s.readHeaders.Load(); c != nil && c.applied == applied && c.contact == contact && c.leader == leader {
+		return c.values
 	}
-	return strconv.FormatInt(d.Milliseconds(), 10)
+	c := &readHeaders{leader: leader, applied: applied, contact: contact,
+		values: []string{leader, strconv.FormatUint(applied, 10), strconv.FormatInt(contact, 10)}}
+	s.readHeaders.Store(c)
+	return c.values
+}
+
+// lastContactMillis is ReadState.LastContact in whole milliseconds, keeping
+// -1 for "never heard from a leader".
+func lastContactMillis(d time.Duration) int64 {
+	if d < 0 {
+		return -1
+	}
+	return d.Milliseconds()
 }

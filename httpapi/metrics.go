@@ -19,20 +19,19 @@ type readMetrics struct {
 	latency                               *metrics.Histogram
 }
 
-// measured wraps a read endpoint with its counters. The map is built before
-// Serve and only read afterwards.
-func (s *Server) measured(name string, h httprouter.Handle) httprouter.Handle {
+// measured serves a read endpoint and keeps its counters. The map is built
+// before Serve and only read afterwards.
+func (s *Server) measured(name string, h v1Handler) httprouter.Handle {
 	if s.reads == nil {
 		s.reads = map[string]*readMetrics{}
 	}
 	m := &readMetrics{latency: metrics.NewHistogram(metrics.LatencyBuckets)}
 	s.reads[name] = m
-	return func(w http.ResponseWriter, r *http.Request, p httprouter.Params) {
+	return func(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
 		start := time.Now()
-		sw := &statusWriter{ResponseWriter: w}
-		h(sw, r, p)
+		code := serveV1(w, r, h)
 		m.latency.Observe(time.Since(start).Seconds())
-		switch code := sw.statusCode(); {
+		switch {
 		case code == http.StatusServiceUnavailable:
 			m.unavailable.Inc()
 		case code >= 500:

@@ -62,18 +62,24 @@ type v1Handler func(w http.ResponseWriter, r *http.Request) (any, *apiError)
 // frames every response.
 func v1(h v1Handler) httprouter.Handle {
 	return func(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
-		v, apiErr := h(w, r)
-		if apiErr != nil {
-			writeV1Error(w, apiErr)
-			return
-		}
-		writeV1(w, v)
+		serveV1(w, r, h)
 	}
 }
 
-// writeV1 writes a 200. A nil value is nsqlookupd's "no data": an empty body
-// without Content-Type (net/http then sends Content-Length: 0).
-func writeV1(w http.ResponseWriter, v any) {
+// serveV1 runs h and writes its response; it returns the status sent.
+func serveV1(w http.ResponseWriter, r *http.Request, h v1Handler) int {
+	v, apiErr := h(w, r)
+	if apiErr != nil {
+		writeV1Error(w, apiErr)
+		return apiErr.status
+	}
+	return writeV1(w, v)
+}
+
+// writeV1 writes a 200 and returns the status sent (500 if v does not
+// encode). A nil value is nsqlookupd's "no data": an empty body without
+// Content-Type (net/http then sends Content-Length: 0).
+func writeV1(w http.ResponseWriter, v any) int {
 	var body []byte
 	h := w.Header()
 	if v != nil {
@@ -83,7 +89,7 @@ func writeV1(w http.ResponseWriter, v any) {
 			b, err := json.Marshal(v)
 			if err != nil {
 				writeV1Error(w, errInternal)
-				return
+				return errInternal.status
 			}
 			body = b
 		}
@@ -92,6 +98,7 @@ func writeV1(w http.ResponseWriter, v any) {
 	h[canonicalNSQContentType] = nsqContentTypeV1Value
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(body)
+	return http.StatusOK
 }
 
 // Header values every V1 response carries, set without canonicalizing the

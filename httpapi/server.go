@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -42,6 +43,8 @@ type Server struct {
 	srv     *http.Server
 	handler http.Handler
 	reads   map[string]*readMetrics
+	// readHeaders caches the read headers' values (consistency.go).
+	readHeaders atomic.Pointer[readHeaders]
 }
 
 // New validates cfg and binds cfg.Address, so a ":0" port is known before
