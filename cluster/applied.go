@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"sync"
+	"sync/atomic"
 
 	"github.com/hashicorp/raft"
 
@@ -27,6 +28,16 @@ type appliedFSM struct {
 	// goroutine. See Node.snapshotAfterRemovals.
 	removals chan struct{}
 	servers  map[raft.ServerID]bool
+	// lastConfig is the last committed configuration entry applied, for
+	// readers on other goroutines (Node.retiredSince).
+	lastConfig atomic.Pointer[seenConfiguration]
+}
+
+// seenConfiguration is a committed configuration entry: its log index and
+// its servers.
+type seenConfiguration struct {
+	index   uint64
+	servers map[raft.ServerID]bool
 }
 
 func newAppliedFSM(self string) *appliedFSM {
@@ -51,11 +62,12 @@ func (a *appliedFSM) Restore(rc io.ReadCloser) error {
 
 // StoreConfiguration implements raft.ConfigurationStore: raft calls it, in
 // log order, for every committed configuration entry.
-func (a *appliedFSM) StoreConfiguration(_ uint64, c raft.Configuration) {
+func (a *appliedFSM) StoreConfiguration(index uint64, c raft.Configuration) {
 	next := make(map[raft.ServerID]bool, len(c.Servers))
 	for _, s := range c.Servers {
 		next[s.ID] = true
 	}
+	a.lastConfig.Store(&seenConfiguration{index: index, servers: next})
 	removed := a.servers == nil
 	for id := range a.servers {
 		removed = removed || !next[id]
@@ -67,6 +79,15 @@ func (a *appliedFSM) StoreConfiguration(_ uint64, c raft.Configuration) {
 		default:
 		}
 	}
+}
+
+// lastConfiguration returns the last committed configuration entry this
+// node applied since it started (index 0: none), read-only.
+func (a *appliedFSM) lastConfiguration() (uint64, map[raft.ServerID]bool) {
+	if c := a.lastConfig.Load(); c != nil {
+		return c.index, c.servers
+	}
+	return 0, nil
 }
 
 func (a *appliedFSM) wake() {

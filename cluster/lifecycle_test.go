@@ -249,3 +249,24 @@ func TestProposeSurvivesIncarnationEnd(t *testing.T) {
 		})
 	}
 }
+
+// A node the leader told it is being removed acknowledges nothing until the
+// removal reaches it, however often it re-checks whether it may serve
+// (hashicorp/raft's GetConfiguration().Index() is 0, and a retirement
+// recorded at 0 read as none: the next check served again, and
+// TestRemovedNodeStopsAcknowledging failed when that check came first).
+func TestRetiredNodeStaysRetiredUntilRemoved(t *testing.T) {
+	tc := newTestCluster(t)
+	tc.startThree()
+	l := tc.leader()
+	f := tc.follower()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := f.node.RetireForTest(ctx, l.node.LastIndexForTest()); err != nil {
+		t.Fatal(err)
+	}
+	f.node.CheckServingForTest()
+	if _, err := f.node.OpenSession(peer(4160)); !errors.Is(err, wire.ErrNotServing) {
+		t.Fatalf("a retired node opened a session after its serving check: %v", err)
+	}
+}

@@ -119,7 +119,7 @@ func (n *Node) leaveLocal(ctx context.Context, id string) error {
 	// nothing to tell, and the removal goes on.
 	if addr, ok := n.serverAddress(id); ok {
 		rctx, cancel := context.WithTimeout(ctx, n.cfg.WriteTimeout)
-		if err := n.rpcc.call(rctx, string(addr), rpcRetire, struct{}{}, nil); err != nil {
+		if err := n.rpcc.call(rctx, string(addr), rpcRetire, indexDoc{n.raft.LastIndex()}, nil); err != nil {
 			n.logger.Warn("could not tell a member it is being removed; removing it anyway", "id", id, "error", err)
 		}
 		cancel()

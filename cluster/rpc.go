@@ -178,8 +178,16 @@ func (s *rpcServer) handleOpen(_ context.Context, r *http.Request) (any, error) 
 	return s.n.applyOpen(data)
 }
 
-func (s *rpcServer) handleRetire(ctx context.Context, _ *http.Request) (any, error) {
-	return struct{}{}, s.n.retire(ctx)
+// handleRetire: the leader is about to remove this node. The body holds
+// the leader's last log index (an empty one, 0, is read as this node's own).
+func (s *rpcServer) handleRetire(ctx context.Context, r *http.Request) (any, error) {
+	var at indexDoc
+	if data, err := io.ReadAll(io.LimitReader(r.Body, maxRPCBody)); err == nil && len(bytes.TrimSpace(data)) > 0 {
+		if err := json.Unmarshal(data, &at); err != nil {
+			return nil, fmt.Errorf("%w: retire: %v", wire.ErrBadRequest, err)
+		}
+	}
+	return struct{}{}, s.n.retire(ctx, at.Index)
 }
 
 func (s *rpcServer) handleReadIndex(ctx context.Context, _ *http.Request) (any, error) {

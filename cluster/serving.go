@@ -63,12 +63,13 @@ func (n *Node) servingErr() error {
 // committed (or ctx ends), so nothing it acknowledged is lost with it. A
 // later configuration that holds this node again (a new join) ends the
 // retirement.
-func (n *Node) retire(ctx context.Context) error {
-	f := n.raft.GetConfiguration()
-	if err := f.Error(); err != nil {
-		return err
-	}
-	n.retireIndex.Store(f.Index())
+func (n *Node) retire(ctx context.Context, leaderIndex uint64) error {
+	// Every configuration at or below this index is older than the
+	// removal; one above it that holds this node again means it was added
+	// back. Not raft's GetConfiguration().Index(): hashicorp/raft v1.7
+	// leaves it 0, and a retirement at index 0 read as none, so the node
+	// served again at its next check until the removal reached it.
+	n.retireIndex.Store(max(leaderIndex, n.raft.LastIndex(), 1))
 	if n.serving.Swap(false) {
 		n.logger.Warn("the leader is removing this node; it stops acknowledging clients")
 		n.closeClients()
@@ -91,17 +92,32 @@ func (n *Node) retiredSince() uint64 {
 	if idx == 0 {
 		return 0
 	}
-	f := n.raft.GetConfiguration()
-	if f.Error() != nil {
-		return idx
-	}
-	if f.Index() > idx {
-		for _, s := range f.Configuration().Servers {
-			if string(s.ID) == n.cfg.NodeID {
-				n.retireIndex.CompareAndSwap(idx, 0)
-				return 0
-			}
-		}
+	if n.addedBackAfter(idx) {
+		n.retireIndex.CompareAndSwap(idx, 0)
+		return 0
 	}
 	return idx
+}
+
+// addedBackAfter reports whether a configuration newer than index holds
+// this node: a committed configuration entry it applied, or the
+// configuration of a snapshot it was sent (which no entry reports).
+func (n *Node) addedBackAfter(index uint64) bool {
+	self := raft.ServerID(n.cfg.NodeID)
+	if at, servers := n.fsm.lastConfiguration(); at > index && servers[self] {
+		return true
+	}
+	if n.snaps == nil {
+		return false
+	}
+	metas, err := n.snaps.List()
+	if err != nil || len(metas) == 0 || metas[0].ConfigurationIndex <= index {
+		return false
+	}
+	for _, s := range metas[0].Configuration.Servers {
+		if s.ID == self {
+			return true
+		}
+	}
+	return false
 }
