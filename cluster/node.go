@@ -52,8 +52,10 @@ type Node struct {
 	// to include the leader's commit index; bounded reads check its age.
 	born  time.Time
 	fresh atomic.Int64
-	// raftUp is set once n.raft is; the Raft port serves before that.
-	raftUp atomic.Bool
+	// raftUp is set once n.raft is, and raftStarted then closed; the Raft
+	// port serves before that.
+	raftUp      atomic.Bool
+	raftStarted chan struct{}
 	// expired receives a value when this node learns its lease expired and
 	// its sessions were dropped: client connections must close so nsqd
 	// reconnects and registers again.
@@ -66,6 +68,8 @@ type Node struct {
 	// retireIndex is the configuration index at which the leader said it
 	// is removing this node (serving.go); 0: not retiring.
 	retireIndex atomic.Uint64
+	// snaps is Raft's snapshot store (retiredSince reads its metadata).
+	snaps raft.SnapshotStore
 
 	metrics nodeMetrics
 	counts  registryCounts
@@ -110,11 +114,13 @@ func New(cfg Config, logger hclog.Logger) (n *Node, err error) {
 		metrics:         nodeMetrics{commitLatency: metrics.NewHistogram(metrics.LatencyBuckets)},
 		born:            time.Now(),
 		seq:             newSequencer(),
+		raftStarted:     make(chan struct{}),
 	}
 	n.serving.Store(true)
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	defer func() {
 		if err != nil {
+			n.cancel()
 			n.closeNetworkAndStore()
 		}
 	}()
@@ -164,6 +170,7 @@ func New(cfg Config, logger hclog.Logger) (n *Node, err error) {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.DataDir, 2, logger.Named("snapshot"))
+	n.snaps = snaps
 	if err != nil {
 		return nil, fmt.Errorf("snapshot store: %w", err)
 	}
@@ -200,6 +207,7 @@ func New(cfg Config, logger hclog.Logger) (n *Node, err error) {
 	}
 	n.raft = r
 	n.raftUp.Store(true)
+	close(n.raftStarted)
 	// The state NewRaft restored at start is this node's own: no session of
 	// this process can be in it or lost from it.
 	select {
@@ -350,6 +358,10 @@ func (n *Node) closeNetworkAndStore() {
 
 // configuration returns the latest Raft configuration's servers (nil when
 // raft cannot say).
+// raftStartWait bounds how long a Raft stream waits for Raft to start; the
+// leader's own RPC timeout is 10s.
+const raftStartWait = 10 * time.Second
+
 func (n *Node) configuration() []raft.Server {
 	f := n.raft.GetConfiguration()
 	if f.Error() != nil {
@@ -362,9 +374,20 @@ func (n *Node) configuration() []raft.Server {
 // the RPC streams (a member's address, or loopback), and from anyone while
 // this node has no configuration: a node waiting to be added cannot know
 // the address of the leader that will add it, and has nothing to lose yet.
+//
+// A stream that arrives while Raft is still starting (restoring a snapshot
+// can take a second) waits for it rather than being refused: a leader backs
+// off longer after every refused attempt, and that wait, not the restore,
+// was most of a restarted follower's time to serve again.
 func (n *Node) raftStreamAllowed(remote net.Addr) bool {
 	if !n.raftUp.Load() {
-		return false
+		select {
+		case <-n.raftStarted:
+		case <-n.ctx.Done():
+			return false
+		case <-time.After(raftStartWait):
+			return false
+		}
 	}
 	if len(n.configuration()) == 0 {
 		return true

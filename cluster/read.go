@@ -159,16 +159,26 @@ func (n *Node) freshAsOf() time.Time {
 // leader for its confirmed commit index (the read index, as a linearizable
 // read does) and waits until it applied that much; the state then includes
 // every write committed before the question left. The first success marks
-// the node caught up.
+// the node caught up; until then it asks again as soon as an answer came
+// (a restarted node is not ready before it is caught up, and waiting for
+// the next tick cost it up to a quarter of a second), 25ms after the last.
 func (n *Node) freshnessLoop() {
 	every := min(max(n.cfg.MaxStaleness/8, 10*time.Millisecond), 250*time.Millisecond)
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
-		select {
-		case <-n.ctx.Done():
-			return
-		case <-t.C:
+		if n.caughtUp.Load() {
+			select {
+			case <-n.ctx.Done():
+				return
+			case <-t.C:
+			}
+		} else {
+			select {
+			case <-n.ctx.Done():
+				return
+			case <-time.After(25 * time.Millisecond):
+			}
 		}
 		asked := time.Now()
 		ctx, cancel := context.WithTimeout(n.ctx, max(n.cfg.MaxStaleness, every))

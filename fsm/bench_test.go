@@ -138,3 +138,42 @@ func BenchmarkEncodeBatch(b *testing.B) {
 	}
 	b.ReportMetric(float64(len(c.Batch)), "cmds/op")
 }
+
+// BenchmarkRestore decodes a snapshot of the bench/ scale layout (sessions
+// of one owner, each registering 100 topics without channels), as a
+// restarted node does before it serves.
+func BenchmarkRestore(b *testing.B) {
+	for _, sessions := range []int{300, 3000} {
+		f := New()
+		var idx uint64
+		apply := func(c Command) {
+			idx++
+			f.Apply(&raft.Log{Index: idx, Data: enc(c)})
+		}
+		apply(renew("n1", 1, t0))
+		var seq uint64
+		pending := batch("n1", 1, 0)
+		for s := range sessions {
+			id := SessionID{"n1", 1, uint64(s + 1)}
+			p := peerA
+			p.BroadcastAddress = fmt.Sprintf("nsqd-%d.example", s)
+			pending.Batch = append(pending.Batch, open(id, p, t0))
+			for t := range 100 {
+				pending.Batch = append(pending.Batch, register(id, fmt.Sprintf("scale%d", t), ""))
+			}
+			seq++
+			pending.BatchSeq = seq
+			apply(pending)
+			pending.Batch = pending.Batch[:0]
+		}
+		snap := snapshotBytes(b, f)
+		b.Run(fmt.Sprintf("registrations=%dk", sessions*100/1000), func(b *testing.B) {
+			b.SetBytes(int64(len(snap)))
+			for b.Loop() {
+				if _, err := decodeSnapshot(snap); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -25,6 +25,9 @@ const maxString = 1 << 20
 type fieldList interface {
 	op(p *Op)
 	str(p *string)
+	// nodeID is a string that repeats from record to record (the owner
+	// of every session id): the decoder keeps one copy of each it meets.
+	nodeID(p *string)
 	uvarint(p *uint64)
 	varint(p *int64)
 	int(p *int)
@@ -55,7 +58,7 @@ func list[T any](x fieldList, l *[]T, minBytes int, elem func(*T)) {
 }
 
 func sessionFields(x fieldList, id *SessionID) {
-	x.str(&id.Owner)
+	x.nodeID(&id.Owner)
 	x.uvarint(&id.Incarnation)
 	x.uvarint(&id.Seq)
 }
@@ -83,6 +86,8 @@ func (e *encoder) uvarint(p *uint64) { e.b = binary.AppendUvarint(e.b, *p) }
 func (e *encoder) varint(p *int64)   { e.b = binary.AppendVarint(e.b, *p) }
 func (e *encoder) int(p *int)        { e.b = binary.AppendVarint(e.b, int64(*p)) }
 func (e *encoder) bool(p *bool)      { e.b = append(e.b, boolByte(*p)) }
+func (e *encoder) nodeID(p *string)  { e.str(p) }
+
 func (e *encoder) str(p *string) {
 	e.b = binary.AppendUvarint(e.b, uint64(len(*p)))
 	e.b = append(e.b, *p...)
@@ -107,6 +112,31 @@ func boolByte(v bool) byte {
 type decoder struct {
 	b   []byte
 	err error
+	// nodeIDs are the node ids met so far, reused by nodeID: a batch or a
+	// snapshot names the same few owners in every session id, and a
+	// string each was most of what decoding allocated.
+	nodeIDs []string
+}
+
+// maxNodeIDs bounds the node ids a decoder remembers.
+const maxNodeIDs = 8
+
+func (d *decoder) nodeID(p *string) {
+	*p = ""
+	b, ok := d.strBytes()
+	if !ok {
+		return
+	}
+	for _, id := range d.nodeIDs {
+		if id == string(b) {
+			*p = id
+			return
+		}
+	}
+	*p = string(b)
+	if len(d.nodeIDs) < maxNodeIDs {
+		d.nodeIDs = append(d.nodeIDs, *p)
+	}
 }
 
 func (d *decoder) fail(err error) {
@@ -174,17 +204,25 @@ func (d *decoder) int(p *int) {
 
 func (d *decoder) str(p *string) {
 	*p = ""
+	if b, ok := d.strBytes(); ok {
+		*p = string(b)
+	}
+}
+
+// strBytes reads a string's length and returns its bytes (the input's own).
+func (d *decoder) strBytes() ([]byte, bool) {
 	var n uint64
 	d.uvarint(&n)
 	if d.err != nil {
-		return
+		return nil, false
 	}
 	if n > maxString || n > uint64(len(d.b)) {
 		d.fail(fmt.Errorf("length %d exceeds remaining %d bytes", n, len(d.b)))
-		return
+		return nil, false
 	}
-	*p = string(d.b[:n])
+	b := d.b[:n]
 	d.b = d.b[n:]
+	return b, true
 }
 
 func (d *decoder) bool(p *bool) {

@@ -240,26 +240,46 @@ func (r *Registry) restoreSession(s *session) error {
 	return nil
 }
 
-// restoreTopic rebuilds a topic entry, resolving its sessions.
+// restoreTopic rebuilds a topic entry, resolving its sessions. Its own maps
+// are made at their final size, and the counts Stats reports grow by what
+// the maps gained (a record naming a session twice counts once).
 func (r *Registry) restoreTopic(rec *topicRecord) error {
-	t := r.ensureTopic(rec.name)
+	t := r.topics[rec.name]
+	if t == nil {
+		t = &topic{name: rec.name, producers: make(map[*session]*producer, len(rec.producers)),
+			channels: make(map[string]*channel, len(rec.channels))}
+		r.topics[rec.name] = t
+	}
 	r.setKey(t, rec.hasKey)
-	for _, p := range rec.producers {
+	before := len(t.producers)
+	// One allocation for the topic's producer records rather than one each.
+	prs := make([]producer, len(rec.producers))
+	for i, p := range rec.producers {
 		s := r.sessions[p.session]
 		if s == nil {
 			return fmt.Errorf("unknown session %s", p.session)
 		}
-		r.addTopicProducer(t, s, &producer{tombstoned: p.tombstoned, tombstonedAt: p.tombstonedAt})
+		pr := &prs[i]
+		pr.tombstoned, pr.tombstonedAt = p.tombstoned, p.tombstonedAt
+		t.producers[s] = pr
+		s.topics[t] = pr
 	}
+	r.counts.producers += len(t.producers) - before
 	for _, chRec := range rec.channels {
 		ch := r.ensureChannel(t, chRec.name)
+		if len(ch.producers) == 0 {
+			ch.producers = make(map[*session]struct{}, len(chRec.producers))
+		}
+		before := len(ch.producers)
 		for _, id := range chRec.producers {
 			s := r.sessions[id]
 			if s == nil {
 				return fmt.Errorf("unknown session %s", id)
 			}
-			r.addChannelProducer(ch, s)
+			ch.producers[s] = struct{}{}
+			s.channels[ch] = struct{}{}
 		}
+		r.counts.producers += len(ch.producers) - before
 	}
 	return nil
 }
