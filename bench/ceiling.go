@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -15,30 +16,53 @@ import (
 // answer, in its own process like the servers measured.
 
 // serveCeiling is the ceiling process's main: it serves a body of size bytes
-// on every path until killed.
-func serveCeiling(addr string, size int) {
-	body := bytes.Repeat([]byte("x"), size)
+// on every path until killed. With distinct > 0 it holds that many bodies of
+// that size and answers "?topic=tN" with the N-th: the same trivial handler
+// with as many different answers as the registry has topics, so what
+// reading them from memory costs shows apart from the server's own work.
+func serveCeiling(addr string, size, distinct int) {
+	bodies := [][]byte{bytes.Repeat([]byte("x"), size)}
+	for i := 1; i < distinct; i++ {
+		b := bytes.Repeat([]byte("x"), size)
+		copy(b, strconv.Itoa(i))
+		bodies = append(bodies, b)
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		fatalf("ceiling: %v", err)
 	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		h["Content-Type"] = []string{"application/json; charset=utf-8"}
 		h["X-Nsq-Content-Type"] = []string{"nsq; version=1.0"}
-		w.Write(body)
+		w.Write(bodies[bodyIndex(r.URL.RawQuery, len(bodies))])
 	}), ReadHeaderTimeout: 10 * time.Second}
 	fatalf("ceiling: %v", srv.Serve(ln))
 }
 
-// startCeiling runs this binary again as a ceiling server.
-func startCeiling(size int) (*proc, error) {
+// bodyIndex reads N from a query ending in "topic=tN" (the load generator's),
+// 0 for anything else.
+func bodyIndex(query string, n int) int {
+	i := strings.LastIndex(query, "topic=t")
+	if n == 1 || i < 0 {
+		return 0
+	}
+	k, err := strconv.Atoi(query[i+len("topic=t"):])
+	if err != nil || k < 0 {
+		return 0
+	}
+	return k % n
+}
+
+// startCeiling runs this binary again as a ceiling server (distinct: see
+// serveCeiling).
+func startCeiling(size, distinct int) (*proc, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
 	p := &proc{name: "ceiling", bin: self, http: addr(freePort())}
-	p.args = []string{"-ceiling-serve", p.http, "-ceiling-body", strconv.Itoa(size)}
+	p.args = []string{"-ceiling-serve", p.http, "-ceiling-body", strconv.Itoa(size), "-ceiling-distinct", strconv.Itoa(distinct)}
 	if err := p.start(); err != nil {
 		return nil, err
 	}

@@ -28,6 +28,7 @@ type figures struct {
 type lookupFigure struct {
 	size               int
 	ceiling, ref, raft float64 // req/s
+	distinct           float64 // req/s of the distinct-body ceiling
 	refRSS, raftRSS    int64
 	elections          int
 }
@@ -75,10 +76,14 @@ func (f *figures) table() string {
 	row("measure", "nsqlookupd 1.3.0", "raftlookupd", "ratio", "goal")
 	row("---", "---", "---", "---", "---")
 	for _, l := range f.lookup {
+		ratio := fmt.Sprintf("%.2fx ceiling, %.2fx nsqlookupd", l.raft/l.ceiling, l.raft/l.ref)
+		if l.distinct > 0 {
+			ratio += fmt.Sprintf(" (%.2fx the distinct-body ceiling)", l.raft/l.distinct)
+		}
 		row(fmt.Sprintf("`/lookup` req/s on a follower, %s registrations (HTTP ceiling %s)", count(l.size), count(int(l.ceiling))),
 			fmt.Sprintf("%s (%.2f of ceiling)", count(int(l.ref)), l.ref/l.ceiling),
 			fmt.Sprintf("%s (%.2f of ceiling)", count(int(l.raft)), l.raft/l.ceiling),
-			fmt.Sprintf("%.2fx ceiling, %.2fx nsqlookupd", l.raft/l.ceiling, l.raft/l.ref), ">= 0.9x ceiling, >= nsqlookupd")
+			ratio, ">= 0.9x ceiling, >= nsqlookupd")
 	}
 	if n := len(f.lookup); n > 0 {
 		l := f.lookup[n-1]

@@ -84,9 +84,10 @@ func main() {
 	extraFlags := flag.String("node-flags", "", "flags added to every raftlookupd node's command line, space-separated (to try a setting; the report names them)")
 	ceilingAddr := flag.String("ceiling-serve", "", "internal: serve the HTTP ceiling on this address")
 	ceilingBody := flag.Int("ceiling-body", 0, "internal: the ceiling's body length")
+	ceilingDistinct := flag.Int("ceiling-distinct", 0, "internal: how many different bodies the ceiling serves (0: one)")
 	flag.Parse()
 	if *ceilingAddr != "" {
-		serveCeiling(*ceilingAddr, *ceilingBody)
+		serveCeiling(*ceilingAddr, *ceilingBody, *ceilingDistinct)
 		return
 	}
 	nodeFlags = strings.Fields(*extraFlags)

@@ -19,8 +19,9 @@ const producersPerRun = 10
 func benchLookup(c config, refBin, raftBin string) error {
 	fmt.Fprintf(c.out, "## /lookup throughput (closed loop, %d clients; raftlookupd on a follower)\n\n", c.clients)
 	fmt.Fprintf(c.out, "The ceiling is a trivial net/http handler in its own process writing a body as long as the /lookup answer, measured with the same load generator; "+
-		"the three take turns. 10 producers x N topics x 2 channels; where a connection's keys exceed the default -max-registrations (100,000), the nodes run with 3 x N.\n\n")
-	fmt.Fprintf(c.out, "| registrations | body bytes | ceiling req/s | nsqlookupd req/s | raftlookupd req/s | raftlookupd / ceiling | nsqlookupd / ceiling | raftlookupd / nsqlookupd | RSS nsqlookupd | RSS raftlookupd (follower) | RSS ratio |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
+		"the targets take turns. The distinct-body ceiling is the same handler holding one body per topic (as many as the registry has) and writing the one asked for: "+
+		"the machine's limit for serving that many different answers from memory. 10 producers x N topics x 2 channels; where a connection's keys exceed the default -max-registrations (100,000), the nodes run with 3 x N.\n\n")
+	fmt.Fprintf(c.out, "| registrations | body bytes | ceiling req/s | distinct-body ceiling req/s | nsqlookupd req/s | raftlookupd req/s | raftlookupd / ceiling | raftlookupd / distinct-body ceiling | nsqlookupd / ceiling | raftlookupd / nsqlookupd | RSS nsqlookupd | RSS raftlookupd (follower) | RSS ratio |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, size := range c.sizes {
 		topics := size / (producersPerRun * 2)
 		ref, err := startReference(refBin)
@@ -79,17 +80,22 @@ func lookupAtSize(c config, ref *proc, nodes []*proc, topics int) (lookupFigure,
 	}
 	// nsqlookupd's answer has the same shape; only remote ports' digits
 	// may make it a few bytes longer or shorter.
-	ceiling, err := startCeiling(size)
+	ceiling, err := startCeiling(size, 0)
 	if err != nil {
 		return fig, err
 	}
 	defer ceiling.kill()
-	// The three targets take turns, in a rotating order, so that a change
-	// in the machine's load during the run does not favour one of them.
+	distinct, err := startCeiling(size, topics)
+	if err != nil {
+		return fig, err
+	}
+	defer distinct.kill()
+	// The targets take turns, in a rotating order, so that a change in
+	// the machine's load during the run does not favour one of them.
 	const rounds = 3
-	hosts := []string{ceiling.http, ref.http, f.http}
-	var rates [3]float64
-	var fails [3]int64
+	hosts := []string{ceiling.http, ref.http, f.http, distinct.http}
+	var rates [4]float64
+	var fails [4]int64
 	elections, err := electionsDuring(c, nodes, func() error {
 		roundRobin(c, f, hosts, rounds, topics, &rates, &fails)
 		return nil
@@ -97,16 +103,16 @@ func lookupAtSize(c config, ref *proc, nodes []*proc, topics int) (lookupFigure,
 	if err != nil {
 		return fig, err
 	}
-	ceilRate, refRate, raftRate := rates[0], rates[1], rates[2]
-	if fails[0]+fails[1]+fails[2] > 0 {
-		fmt.Fprintf(c.out, "(failures: ceiling %d, nsqlookupd %d, raftlookupd %d)\n", fails[0], fails[1], fails[2])
+	ceilRate, refRate, raftRate, distinctRate := rates[0], rates[1], rates[2], rates[3]
+	if fails[0]+fails[1]+fails[2]+fails[3] > 0 {
+		fmt.Fprintf(c.out, "(failures: ceiling %d, nsqlookupd %d, raftlookupd %d, distinct-body ceiling %d)\n", fails[0], fails[1], fails[2], fails[3])
 	}
 	refRSS, _ := ref.rss()
 	raftRSS, _ := f.rss()
-	fmt.Fprintf(c.out, "| %d | %d | %.0f | %.0f | %.0f | %.2f | %.2f | %.2fx | %s | %s | %.2fx |\n", producersPerRun*topics*2, size,
-		ceilRate, refRate, raftRate, raftRate/ceilRate, refRate/ceilRate, raftRate/refRate,
+	fmt.Fprintf(c.out, "| %d | %d | %.0f | %.0f | %.0f | %.0f | %.2f | %.2f | %.2f | %.2fx | %s | %s | %.2fx |\n", producersPerRun*topics*2, size,
+		ceilRate, distinctRate, refRate, raftRate, raftRate/ceilRate, raftRate/distinctRate, refRate/ceilRate, raftRate/refRate,
 		mib(refRSS), mib(raftRSS), float64(raftRSS)/float64(refRSS))
-	return lookupFigure{ceiling: ceilRate, ref: refRate, raft: raftRate, refRSS: refRSS, raftRSS: raftRSS, elections: elections}, nil
+	return lookupFigure{ceiling: ceilRate, distinct: distinctRate, ref: refRate, raft: raftRate, refRSS: refRSS, raftRSS: raftRSS, elections: elections}, nil
 }
 
 // allNodesHaveTopics reports whether /nodes lists every producer with every
@@ -472,7 +478,7 @@ func scrape(host string, names ...string) string {
 // roundRobin runs the /lookup load against each host in turn, rounds
 // times, in a rotating order, adding each turn's rate (averaged) and
 // failures.
-func roundRobin(c config, f *proc, hosts []string, rounds, topics int, rates *[3]float64, fails *[3]int64) {
+func roundRobin(c config, f *proc, hosts []string, rounds, topics int, rates *[4]float64, fails *[4]int64) {
 	slice := c.duration / time.Duration(rounds)
 	for r := range rounds {
 		for k := range hosts {
