@@ -34,16 +34,21 @@ func (n *Node) Status(ctx context.Context, local bool) (wire.Status, error) {
 		st.Members = append(st.Members, ms)
 	}
 	applied := map[string]uint64{st.NodeID: st.AppliedIndex}
+	counts := map[string]wire.RegistryCounts{st.NodeID: st.Registry}
 	leaderCommit, known := st.CommitIndex, st.State == raft.Leader.String()
 	if !local {
 		for id, peer := range n.memberStatuses(ctx, st.Members) {
 			applied[id] = peer.AppliedIndex
+			counts[id] = peer.Registry
 			if id == st.LeaderID {
 				leaderCommit, known = peer.CommitIndex, true
 			}
 		}
 	}
 	for i, m := range st.Members {
+		if c, ok := counts[m.ID]; ok {
+			st.Members[i].Registry = &c
+		}
 		a, ok := applied[m.ID]
 		if !ok || !known {
 			continue
@@ -56,6 +61,7 @@ func (n *Node) Status(ctx context.Context, local bool) (wire.Status, error) {
 
 func (n *Node) localStatus() wire.Status {
 	stats := n.raft.Stats()
+	rs := n.Registry().Stats()
 	leaderAddr, leaderID := n.raft.LeaderWithID()
 	return wire.Status{
 		NodeID:        n.cfg.NodeID,
@@ -66,7 +72,9 @@ func (n *Node) localStatus() wire.Status {
 		LastLogIndex:  parseUint(stats["last_log_index"]),
 		CommitIndex:   n.raft.CommitIndex(),
 		AppliedIndex:  n.fsm.appliedIndex(),
-		Members:       []wire.MemberStatus{},
+		Registry: wire.RegistryCounts{Sessions: rs.Sessions, Orphans: rs.Orphans, Topics: rs.Topics,
+			Channels: rs.Channels, Producers: rs.Producers},
+		Members: []wire.MemberStatus{},
 	}
 }
 

@@ -19,6 +19,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/raftlookupd/raftlookupd/wire"
 )
 
 // TestOpsGrowAndShrink: 3 nodes, n4 joins by itself (-join), n5 is added by
@@ -1136,4 +1138,48 @@ func opsCutLe(labels string) (le, rest string, ok bool) {
 		return le, "", true
 	}
 	return le, rest + "}", true
+}
+
+// TestOpsStatusShowsRegistryCounts: /cluster/status gives every member's
+// registry size, so an operator sees at a glance that the nodes hold the
+// same registry: two producers (one per follower and the leader) register
+// topics and channels, and every member reports the same, exact counts.
+func TestOpsStatusShowsRegistryCounts(t *testing.T) {
+	t.Parallel()
+	c := StartCluster(t, 3)
+	leader := opsLeader(t, "", opsTimeout, c.Nodes...)
+	follower := opsOthers(c.Nodes, leader)[0]
+	a := haDialProducer(t, leader.TCPAddr(), haIdentity{"127.0.0.1", 24150, 24151})
+	b := haDialProducer(t, follower.TCPAddr(), haIdentity{"127.0.0.1", 24152, 24153})
+	for _, tc := range [][2]string{{"counts_a", "x"}, {"counts_a", "y"}, {"counts_b", ""}} {
+		a.Register(t, tc[0], tc[1])
+	}
+	b.Register(t, "counts_a", "x")
+	// a: topic counts_a with channels x and y, topic counts_b (4 records);
+	// b: topic counts_a with channel x (2 records).
+	want := wire.RegistryCounts{Sessions: 2, Topics: 2, Channels: 2, Producers: 6}
+	for _, via := range []*Node{leader, follower} {
+		waitFor(t, opsTimeout, func() error {
+			st, err := opsStatus(via, "")
+			if err != nil {
+				return err
+			}
+			if len(st.Members) != 3 {
+				return fmt.Errorf("%s lists %d members", via, len(st.Members))
+			}
+			if st.Registry != want {
+				return fmt.Errorf("%s reports its registry as %+v, want %+v", via, st.Registry, want)
+			}
+			for _, m := range st.Members {
+				if m.Registry == nil || *m.Registry != want {
+					return fmt.Errorf("via %s: member %s registry %+v, want %+v", via, m.ID, m.Registry, want)
+				}
+			}
+			return nil
+		})
+	}
+	res := opsMustCtl(t, nil, "-addr", follower.HTTPAddr(), "status")
+	if !strings.Contains(res.stdout, "SESSIONS  RECORDS") || strings.Count(res.stdout, "  2         6\n") != 3 {
+		t.Errorf("raftlookupctl status does not show 2 sessions and 6 records for each member:\n%s", res.stdout)
+	}
 }

@@ -16,15 +16,31 @@ const (
 
 // Status is the document of GET /cluster/status.
 type Status struct {
-	NodeID        string         `json:"node_id"`
-	State         string         `json:"state"`
-	LeaderID      string         `json:"leader_id"`
-	LeaderAddress string         `json:"leader_address"`
-	Term          uint64         `json:"term"`
-	LastLogIndex  uint64         `json:"last_log_index"`
-	CommitIndex   uint64         `json:"commit_index"`
-	AppliedIndex  uint64         `json:"applied_index"`
-	Members       []MemberStatus `json:"members"`
+	NodeID        string `json:"node_id"`
+	State         string `json:"state"`
+	LeaderID      string `json:"leader_id"`
+	LeaderAddress string `json:"leader_address"`
+	Term          uint64 `json:"term"`
+	LastLogIndex  uint64 `json:"last_log_index"`
+	CommitIndex   uint64 `json:"commit_index"`
+	AppliedIndex  uint64 `json:"applied_index"`
+	// Registry is what this node's registry held when it answered.
+	Registry RegistryCounts `json:"registry"`
+	Members  []MemberStatus `json:"members"`
+}
+
+// RegistryCounts sizes one node's registry. Nodes that applied the same log
+// hold the same registry, so once writes stop, members at lag 0 show equal
+// counts.
+type RegistryCounts struct {
+	// Sessions counts producer sessions, orphans included.
+	Sessions int `json:"sessions"`
+	Orphans  int `json:"orphans"`
+	Topics   int `json:"topics"`
+	Channels int `json:"channels"`
+	// Producers counts producer records: one per topic and one per channel
+	// a session registered.
+	Producers int `json:"producers"`
 }
 
 // MemberStatus is one server of the Raft configuration.
@@ -38,6 +54,8 @@ type MemberStatus struct {
 	// Lag is how many log entries the member trails the leader's commit
 	// index, when known (absent for a member that did not answer).
 	Lag *uint64 `json:"lag,omitempty"`
+	// Registry is the member's registry counts, when it answered.
+	Registry *RegistryCounts `json:"registry,omitempty"`
 }
 
 // JoinRequest asks the cluster to add a server.

@@ -186,7 +186,8 @@ func runStatus(inv *invocation, args []string) error {
 }
 
 // formatStatus writes a header line about the node, then one table row per
-// member.
+// member: its lag and registry size when it answered (RECORDS: topic and
+// channel producer records).
 func formatStatus(w io.Writer, st wire.Status) error {
 	leader := "none"
 	switch {
@@ -200,7 +201,7 @@ func formatStatus(w io.Writer, st wire.Status) error {
 	fmt.Fprintf(w, "node %s: %s, term %d, leader %s, last log index %d, commit index %d, applied index %d\n\n",
 		cell(st.NodeID), cell(st.State), st.Term, leader, st.LastLogIndex, st.CommitIndex, st.AppliedIndex)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tRAFT ADDRESS\tHTTP ADDRESS\tSUFFRAGE\tROLE\tLAG")
+	fmt.Fprintln(tw, "ID\tRAFT ADDRESS\tHTTP ADDRESS\tSUFFRAGE\tROLE\tLAG\tSESSIONS\tRECORDS")
 	for _, m := range st.Members {
 		role := "follower"
 		if m.Leader {
@@ -210,8 +211,12 @@ func formatStatus(w io.Writer, st wire.Status) error {
 		if m.Lag != nil {
 			lag = strconv.FormatUint(*m.Lag, 10)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n",
-			cell(m.ID), cell(m.RaftAddress), cell(m.HTTPAddress), cell(m.Suffrage), role, lag)
+		sessions, records := "-", "-"
+		if m.Registry != nil {
+			sessions, records = strconv.Itoa(m.Registry.Sessions), strconv.Itoa(m.Registry.Producers)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
+			cell(m.ID), cell(m.RaftAddress), cell(m.HTTPAddress), cell(m.Suffrage), role, lag, sessions, records)
 	}
 	return tw.Flush()
 }

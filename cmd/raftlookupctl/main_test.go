@@ -72,16 +72,18 @@ func withAddr(args []string, addr string) []string {
 
 const threeMembers = `{"node_id":"n1","state":"Leader","leader_id":"n1","leader_address":"10.0.0.1:4162",` +
 	`"term":7,"last_log_index":120,"commit_index":118,"applied_index":117,"members":[` +
-	`{"id":"n1","raft_address":"10.0.0.1:4162","http_address":"10.0.0.1:4161","tcp_address":"10.0.0.1:4160","suffrage":"Voter","leader":true,"lag":0},` +
-	`{"id":"n2","raft_address":"10.0.0.2:4162","http_address":"10.0.0.2:4161","tcp_address":"10.0.0.2:4160","suffrage":"Voter","leader":false,"lag":3},` +
+	`{"id":"n1","raft_address":"10.0.0.1:4162","http_address":"10.0.0.1:4161","tcp_address":"10.0.0.1:4160","suffrage":"Voter","leader":true,"lag":0,` +
+	`"registry":{"sessions":12,"orphans":0,"topics":40,"channels":80,"producers":360}},` +
+	`{"id":"n2","raft_address":"10.0.0.2:4162","http_address":"10.0.0.2:4161","tcp_address":"10.0.0.2:4160","suffrage":"Voter","leader":false,"lag":3,` +
+	`"registry":{"sessions":11,"orphans":0,"topics":40,"channels":80,"producers":330}},` +
 	`{"id":"n3","raft_address":"10.0.0.3:4162","http_address":"","tcp_address":"","suffrage":"Nonvoter","leader":false}]}` + "\n"
 
 const threeMembersTable = `node n1: Leader, term 7, leader n1 (10.0.0.1:4162), last log index 120, commit index 118, applied index 117
 
-ID  RAFT ADDRESS   HTTP ADDRESS   SUFFRAGE  ROLE      LAG
-n1  10.0.0.1:4162  10.0.0.1:4161  Voter     leader    0
-n2  10.0.0.2:4162  10.0.0.2:4161  Voter     follower  3
-n3  10.0.0.3:4162  -              Nonvoter  follower  -
+ID  RAFT ADDRESS   HTTP ADDRESS   SUFFRAGE  ROLE      LAG  SESSIONS  RECORDS
+n1  10.0.0.1:4162  10.0.0.1:4161  Voter     leader    0    12        360
+n2  10.0.0.2:4162  10.0.0.2:4161  Voter     follower  3    11        330
+n3  10.0.0.3:4162  -              Nonvoter  follower  -    -         -
 `
 
 const secret = "s3cret"
@@ -118,9 +120,9 @@ func TestCommands(t *testing.T) {
 				`{"id":"n2","raft_address":"b:1","http_address":"b:2","tcp_address":"","suffrage":"Voter","leader":false,"lag":0}]}`,
 			want: get("/cluster/status"),
 			stdout: "node n2: Candidate, term 8, leader none, last log index 5, commit index 5, applied index 5\n\n" +
-				"ID  RAFT ADDRESS  HTTP ADDRESS  SUFFRAGE  ROLE      LAG\n" +
-				"n1  a:1           a:2           Voter     follower  -\n" +
-				"n2  b:1           b:2           Voter     follower  0\n"},
+				"ID  RAFT ADDRESS  HTTP ADDRESS  SUFFRAGE  ROLE      LAG  SESSIONS  RECORDS\n" +
+				"n1  a:1           a:2           Voter     follower  -    -         -\n" +
+				"n2  b:1           b:2           Voter     follower  0    -         -\n"},
 		{name: "status cells are one line",
 			args:   []string{"-addr", "ADDR", "status"},
 			status: 200,
@@ -128,8 +130,8 @@ func TestCommands(t *testing.T) {
 				`{"id":"a\tb","raft_address":"x\ny:1","suffrage":"Voter","leader":true}]}`,
 			want: get("/cluster/status"),
 			stdout: "node n [31m1: Leader, term 1, leader none, last log index 0, commit index 0, applied index 0\n\n" +
-				"ID   RAFT ADDRESS  HTTP ADDRESS  SUFFRAGE  ROLE    LAG\n" +
-				"a b  x y:1         -             Voter     leader  -\n"},
+				"ID   RAFT ADDRESS  HTTP ADDRESS  SUFFRAGE  ROLE    LAG  SESSIONS  RECORDS\n" +
+				"a b  x y:1         -             Voter     leader  -    -         -\n"},
 		{name: "status json passes unknown fields through", args: []string{"-addr", "ADDR", "status", "-json"},
 			status: 200, body: `{"node_id":"n1","future":{"x":[1,2]},"members":[]}` + "\n",
 			want:   get("/cluster/status"),
