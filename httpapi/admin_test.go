@@ -157,17 +157,23 @@ func TestAdminEndpoints(t *testing.T) {
 		{name: "status", req: get("/cluster/status", auth), status: 200,
 			setup: func(c *fakeCluster) {
 				c.status = wire.Status{NodeID: "n1", State: "Leader", LeaderID: "n1", LeaderAddress: "h:4162",
-					Term: 2, LastLogIndex: 9, CommitIndex: 9, AppliedIndex: 8, Members: []wire.MemberStatus{
-						{ID: "n1", RaftAddress: "h:4162", Suffrage: "Voter", Leader: true},
+					Term: 2, LastLogIndex: 9, CommitIndex: 9, AppliedIndex: 8,
+					Registry: wire.RegistryCounts{Sessions: 3, Orphans: 1, Topics: 4, Channels: 5, Producers: 12},
+					Members: []wire.MemberStatus{
+						{ID: "n1", RaftAddress: "h:4162", Suffrage: "Voter", Leader: true,
+							Registry: &wire.RegistryCounts{Sessions: 3, Orphans: 1, Topics: 4, Channels: 5, Producers: 12}},
 						{ID: "n2", RaftAddress: "i:4162", Suffrage: "Voter", Lag: &lag}}}
 			},
 			body: `{"node_id":"n1","state":"Leader","leader_id":"n1","leader_address":"h:4162","term":2,` +
-				`"last_log_index":9,"commit_index":9,"applied_index":8,"members":[` +
-				`{"id":"n1","raft_address":"h:4162","http_address":"","tcp_address":"","suffrage":"Voter","leader":true},` +
+				`"last_log_index":9,"commit_index":9,"applied_index":8,` +
+				`"registry":{"sessions":3,"orphans":1,"topics":4,"channels":5,"producers":12},"members":[` +
+				`{"id":"n1","raft_address":"h:4162","http_address":"","tcp_address":"","suffrage":"Voter","leader":true,` +
+				`"registry":{"sessions":3,"orphans":1,"topics":4,"channels":5,"producers":12}},` +
 				`{"id":"n2","raft_address":"i:4162","http_address":"","tcp_address":"","suffrage":"Voter","leader":false,"lag":3}]}`},
 		{name: "status members never null", req: get("/cluster/status", auth), status: 200,
 			body: `{"node_id":"","state":"","leader_id":"","leader_address":"","term":0,"last_log_index":0,` +
-				`"commit_index":0,"applied_index":0,"members":[]}`},
+				`"commit_index":0,"applied_index":0,` +
+				`"registry":{"sessions":0,"orphans":0,"topics":0,"channels":0,"producers":0},"members":[]}`},
 		{name: "status error", req: get("/cluster/status", auth), status: 503, body: `{"message":"node is shutting down"}`,
 			setup: func(c *fakeCluster) { c.statusErr = wire.ErrShutdown }},
 		{name: "ready", req: get("/cluster/ready", auth), status: 200, body: `{"ready":true}`,
