@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -93,7 +94,12 @@ func futureResult(f raft.ApplyFuture) (applyResult, error) {
 // completely (checkForwarded). wire.ErrNotLeader when this node does not
 // lead.
 func (n *Node) applyForwarded(ctx context.Context, remote string, data []byte) (applyResult, error) {
-	c, err := fsm.Decode(data)
+	buf := forwardBufs.Get().(*[]fsm.Command)
+	c, err := fsm.DecodeInto(data, *buf)
+	defer func() {
+		*buf = fsm.ReleaseBatch(&c)
+		forwardBufs.Put(buf)
+	}()
 	if err != nil {
 		return applyResult{}, fmt.Errorf("%w: %v", wire.ErrBadRequest, err)
 	}
@@ -102,7 +108,7 @@ func (n *Node) applyForwarded(ctx context.Context, remote string, data []byte) (
 	if !n.tlsOn() && c.Op == fsm.OpBatch && !n.members.allowedFor(remote, c.Session.Owner) {
 		return applyResult{}, fmt.Errorf("%w: a batch of %q from %s, which is not its address", wire.ErrForbidden, c.Session.Owner, remote)
 	}
-	if err := checkForwarded(&c); err != nil {
+	if err := checkForwarded(&c, len(data)); err != nil {
 		if c.Op == fsm.OpBatch {
 			// Refused for good: its successors need not wait for it.
 			n.seq.skip(c.Session.Owner, c.Session.Incarnation, c.BatchSeq)
@@ -121,15 +127,19 @@ func (n *Node) applyForwarded(ctx context.Context, remote string, data []byte) (
 	return res, err
 }
 
+// forwardBufs hold the batch storage applyForwarded decodes into (a storm's
+// batches carry thousands of commands).
+var forwardBufs = sync.Pool{New: func() any { return new([]fsm.Command) }}
+
 // checkForwarded accepts only what a member's queue produces: one valid
-// batch whose every command belongs to its origin. Client mutations (topic
+// batch of size bytes whose every command belongs to its origin. Client mutations (topic
 // and channel create/delete, tombstones) belong to whoever received them;
 // leader duties (lease expiry, member removal) are never forwarded.
-func checkForwarded(c *fsm.Command) error {
+func checkForwarded(c *fsm.Command, size int) error {
 	if c.Op != fsm.OpBatch {
 		return fmt.Errorf("%w: forwarded %v, only batches are accepted", wire.ErrBadRequest, c.Op)
 	}
-	if err := c.Validate(); err != nil {
+	if err := c.ValidateEntry(size); err != nil {
 		return fmt.Errorf("%w: %v", wire.ErrBadRequest, err)
 	}
 	origin := c.Session.Owner

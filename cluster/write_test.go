@@ -22,6 +22,7 @@ func TestCheckForwarded(t *testing.T) {
 		name string
 		c    fsm.Command
 		ok   bool
+		size int // of the entry the command came in (0: 100 bytes)
 	}{
 		{"own sessions and client mutations", batch(
 			fsm.Command{Op: fsm.OpOpenSession, Session: own, Peer: testPeer},
@@ -30,18 +31,23 @@ func TestCheckForwarded(t *testing.T) {
 			fsm.Command{Op: fsm.OpSetMember, Member: fsm.Member{ID: "n2", RaftAddress: "h:1"}},
 			fsm.Command{Op: fsm.OpCreateTopic, Topic: "t"},
 			fsm.Command{Op: fsm.OpTombstone, Topic: "t", Node: "h:1"},
-		), true},
-		{"not a batch", fsm.Command{Op: fsm.OpCreateTopic, Topic: "t"}, false},
-		{"another node's session", batch(fsm.Command{Op: fsm.OpRegister, Session: other, Topic: "t"}), false},
-		{"another node's close", batch(fsm.Command{Op: fsm.OpCloseSession, Session: other}), false},
-		{"another node's lease", batch(fsm.Command{Op: fsm.OpCloseOwner, Session: fsm.SessionID{Owner: "n3", Incarnation: 3}}), false},
-		{"another node's member record", batch(fsm.Command{Op: fsm.OpSetMember, Member: fsm.Member{ID: "n3", RaftAddress: "h:1"}}), false},
-		{"lease expiry is a leader duty", batch(fsm.Command{Op: fsm.OpExpireLease, Session: fsm.SessionID{Owner: "n3", Incarnation: 3}}), false},
-		{"member removal is a leader duty", batch(fsm.Command{Op: fsm.OpRemoveMember, Member: fsm.Member{ID: "n3"}}), false},
-		{"invalid name", batch(fsm.Command{Op: fsm.OpCreateTopic, Topic: "bad$"}), false},
+		), true, 0},
+		{"not a batch", fsm.Command{Op: fsm.OpCreateTopic, Topic: "t"}, false, 0},
+		{"another node's session", batch(fsm.Command{Op: fsm.OpRegister, Session: other, Topic: "t"}), false, 0},
+		{"another node's close", batch(fsm.Command{Op: fsm.OpCloseSession, Session: other}), false, 0},
+		{"another node's lease", batch(fsm.Command{Op: fsm.OpCloseOwner, Session: fsm.SessionID{Owner: "n3", Incarnation: 3}}), false, 0},
+		{"another node's member record", batch(fsm.Command{Op: fsm.OpSetMember, Member: fsm.Member{ID: "n3", RaftAddress: "h:1"}}), false, 0},
+		{"lease expiry is a leader duty", batch(fsm.Command{Op: fsm.OpExpireLease, Session: fsm.SessionID{Owner: "n3", Incarnation: 3}}), false, 0},
+		{"member removal is a leader duty", batch(fsm.Command{Op: fsm.OpRemoveMember, Member: fsm.Member{ID: "n3"}}), false, 0},
+		{"invalid name", batch(fsm.Command{Op: fsm.OpCreateTopic, Topic: "bad$"}), false, 0},
+		{"entry too large", batch(fsm.Command{Op: fsm.OpCreateTopic, Topic: "t"}), false, fsm.MaxEntryBytes + 1},
+		{"entry at the limit", batch(fsm.Command{Op: fsm.OpCreateTopic, Topic: "t"}), true, fsm.MaxEntryBytes},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err := checkForwarded(&tc.c)
+			if tc.size == 0 {
+				tc.size = 100
+			}
+			err := checkForwarded(&tc.c, tc.size)
 			if tc.ok && err != nil {
 				t.Fatalf("refused: %v", err)
 			}

@@ -3,6 +3,7 @@ package fsm
 import (
 	"bytes"
 	"errors"
+	"reflect"
 	"testing"
 )
 
@@ -61,5 +62,60 @@ func TestAppendElementRefuses(t *testing.T) {
 	}
 	if _, err := EncodeBatch("n1", 1, 1, 1, make([]byte, MaxEntryBytes)); !errors.Is(err, ErrInvalidCommand) {
 		t.Errorf("batch over MaxEntryBytes: %v", err)
+	}
+}
+
+// DecodeInto decodes a batch into the caller's storage when it has room,
+// gives the same command as Decode whatever the storage held before
+// (ReleaseBatch zeroes it), and leaves nothing of an earlier batch behind.
+func TestDecodeIntoReusesStorage(t *testing.T) {
+	id := SessionID{"n1", 1, 1}
+	big := batch("n1", 1, 1, open(id, peerA, t0), register(id, "a", "x"), register(id, "b", ""),
+		renew("n1", 1, t0, Touch{Seq: 1, LastUpdate: t0}), unregister(id, "a", "x"))
+	small := batch("n1", 1, 2, register(id, "c", "y"))
+	single := register(id, "d", "z")
+	var buf []Command
+	for i, c := range []Command{big, small, big, single, small} {
+		data := enc(c)
+		want, err := Decode(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		prev := buf
+		got, err := DecodeInto(data, buf)
+		if err != nil {
+			t.Fatalf("%d: %v", i, err)
+		}
+		if c.Op == OpBatch && cap(prev) >= len(c.Batch) && &got.Batch[0] != &prev[:1][0] {
+			t.Errorf("%d: a batch of %d did not reuse storage for %d", i, len(c.Batch), cap(prev))
+		}
+		if c.Op != OpBatch {
+			if len(got.Batch) != 0 {
+				t.Errorf("%d: %v decoded with %d batch commands", i, c.Op, len(got.Batch))
+			}
+			got.Batch, want.Batch = nil, nil
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%d: DecodeInto = %+v, Decode = %+v", i, got, want)
+		}
+		buf = ReleaseBatch(&got)
+		if got.Batch != nil || len(buf) != 0 {
+			t.Fatalf("%d: ReleaseBatch left %d commands", i, len(buf))
+		}
+		for j, e := range buf[:cap(buf)] {
+			if !reflect.DeepEqual(e, Command{}) {
+				t.Fatalf("%d: released storage %d holds %+v", i, j, e)
+			}
+		}
+	}
+	// A damaged entry is an error, and the storage comes back zeroed.
+	data := enc(big)
+	if _, err := DecodeInto(data[:len(data)-3], buf); err == nil {
+		t.Fatal("a truncated batch decoded")
+	}
+	for j, e := range buf[:cap(buf)] {
+		if !reflect.DeepEqual(e, Command{}) {
+			t.Fatalf("after a failed decode, storage %d holds %+v", j, e)
+		}
 	}
 }

@@ -47,8 +47,13 @@ func list[T any](x fieldList, l *[]T, minBytes int, elem func(*T)) {
 	n := len(*l)
 	x.count(&n, minBytes)
 	if x.decoding() {
-		*l = nil
-		if n > 0 && x.ok() {
+		switch {
+		case n == 0 || !x.ok():
+			*l = nil
+		case cap(*l) >= n:
+			// The caller's zeroed storage (DecodeInto), reused.
+			*l = (*l)[:n]
+		default:
 			*l = make([]T, n) // n is bounded by the bytes left
 		}
 	}

@@ -132,19 +132,40 @@ func (c *Command) tooLarge(n int) error {
 // count against the bytes left, so memory grows with the input, never with
 // a number the input claims.
 func Decode(b []byte) (Command, error) {
+	return DecodeInto(b, nil)
+}
+
+// DecodeInto is Decode, with a batch's commands decoded into buf's storage
+// when it has room for them: a storm's entries carry thousands of commands,
+// and a Command is a few hundred bytes, so a fresh slice per entry was most
+// of what applying one allocated. buf's elements must be zero; once done
+// with the command, ReleaseBatch zeroes them for the next use. A command
+// other than a batch keeps buf, empty, as its Batch.
+func DecodeInto(b []byte, buf []Command) (Command, error) {
 	d := &decoder{b: b}
 	if v := d.byte(); d.err == nil && v != Version {
 		return Command{}, fmt.Errorf("fsm: command version %d, this build reads %d", v, Version)
 	}
-	var c Command
+	c := Command{Batch: buf[:0]}
 	c.fields(d, 0)
 	if d.err == nil && len(d.b) != 0 {
 		d.fail(fmt.Errorf("%d trailing bytes", len(d.b)))
 	}
 	if d.err != nil {
+		ReleaseBatch(&c)
 		return Command{}, fmt.Errorf("fsm: decode command: %w", d.err)
 	}
 	return c, nil
+}
+
+// ReleaseBatch zeroes the batch commands c holds (nothing they refer to
+// stays reachable through them) and returns their storage, empty, for the
+// next DecodeInto: buf's, or a larger one if buf had no room.
+func ReleaseBatch(c *Command) []Command {
+	b := c.Batch
+	clear(b)
+	c.Batch = nil
+	return b[:0]
 }
 
 // The smallest encodings of a batch's command (an op byte and one field) and

@@ -10,6 +10,11 @@ import (
 // FSM adapts the Registry to raft.FSM.
 type FSM struct {
 	reg *Registry
+	// batchBuf is the storage Apply decodes a batch's commands into, kept
+	// from one entry to the next (raft calls Apply from one goroutine). It
+	// holds as many commands as the largest batch applied so far, at most
+	// MaxBatchCommands.
+	batchBuf []Command
 }
 
 // New returns a state machine over an empty registry.
@@ -24,7 +29,7 @@ func (f *FSM) Registry() *Registry { return f.reg }
 // An entry this build cannot decode stops the node: applying some entries and
 // skipping others would make this node's state diverge from the others'.
 func (f *FSM) Apply(l *raft.Log) any {
-	c, err := Decode(l.Data)
+	c, err := DecodeInto(l.Data, f.batchBuf)
 	if err != nil {
 		panic(fmt.Sprintf("raftlookupd: log entry %d (term %d) cannot be applied: %v; "+
 			"stopping so this node cannot diverge (is it older than the node that wrote the entry?)",
@@ -35,6 +40,7 @@ func (f *FSM) Apply(l *raft.Log) any {
 	defer r.mu.Unlock()
 	res := r.apply(l.Index, &c)
 	r.appliedIndex = l.Index
+	f.batchBuf = ReleaseBatch(&c)
 	return res
 }
 

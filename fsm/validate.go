@@ -72,6 +72,19 @@ func (c *Command) Validate() error {
 	return nil
 }
 
+// ValidateEntry is Validate for a command decoded from an entry of size
+// bytes, which is what would be proposed: the size is known, so a batch is
+// not encoded again to learn it.
+func (c *Command) ValidateEntry(size int) error {
+	if err := c.validate(topLevel); err != nil {
+		return err
+	}
+	if size > MaxEntryBytes {
+		return c.tooLarge(size)
+	}
+	return nil
+}
+
 // topLevel is validate's pos for a command that is not inside a batch.
 const topLevel = -1
 
