@@ -56,6 +56,9 @@ type Node struct {
 	// port serves before that.
 	raftUp      atomic.Bool
 	raftStarted chan struct{}
+	// startWaiters holds a token per raft stream waiting for Raft to start
+	// (maxStartWaiters at most).
+	startWaiters chan struct{}
 	// expired receives a value when this node learns its lease expired and
 	// its sessions were dropped: client connections must close so nsqd
 	// reconnects and registers again.
@@ -115,6 +118,7 @@ func New(cfg Config, logger hclog.Logger) (n *Node, err error) {
 		born:            time.Now(),
 		seq:             newSequencer(),
 		raftStarted:     make(chan struct{}),
+		startWaiters:    make(chan struct{}, maxStartWaiters),
 	}
 	n.serving.Store(true)
 	n.ctx, n.cancel = context.WithCancel(context.Background())
@@ -370,6 +374,11 @@ func (n *Node) closeNetworkAndStore() {
 // leader's own RPC timeout is 10s.
 const raftStartWait = 10 * time.Second
 
+// maxStartWaiters bounds the raft streams waiting for Raft to start: a
+// leader holds a few per follower (its connection pool and pipeline), and
+// a candidate one per vote request.
+const maxStartWaiters = 32
+
 func (n *Node) configuration() []raft.Server {
 	f := n.raft.GetConfiguration()
 	if f.Error() != nil {
@@ -389,6 +398,14 @@ func (n *Node) configuration() []raft.Server {
 // was most of a restarted follower's time to serve again.
 func (n *Node) raftStreamAllowed(remote net.Addr) bool {
 	if !n.raftUp.Load() {
+		// Before the member check, so anyone could be held here: only a
+		// few at a time, the others refused at once (a member retries).
+		select {
+		case n.startWaiters <- struct{}{}:
+			defer func() { <-n.startWaiters }()
+		default:
+			return false
+		}
 		select {
 		case <-n.raftStarted:
 		case <-n.ctx.Done():

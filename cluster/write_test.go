@@ -149,3 +149,47 @@ func TestProposeOnDuplicateBatch(t *testing.T) {
 		t.Fatalf("topic create applied by a lost attempt: %v, want success", err)
 	}
 }
+
+// Streams that arrive while Raft starts wait for it before any member
+// check, so only maxStartWaiters of them are held; the next is refused at
+// once, and a waiter is let go when the node shuts down.
+func TestRaftStreamsWaitingForStartAreBounded(t *testing.T) {
+	n := &Node{raftStarted: make(chan struct{}), startWaiters: make(chan struct{}, maxStartWaiters)}
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	remote := &net.TCPAddr{IP: net.ParseIP("192.0.2.7"), Port: 40000}
+	results := make(chan bool, maxStartWaiters)
+	for range maxStartWaiters {
+		go func() { results <- n.raftStreamAllowed(remote) }()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(n.startWaiters) < maxStartWaiters {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d streams waiting, want %d", len(n.startWaiters), maxStartWaiters)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	refused := make(chan bool, 1)
+	go func() { refused <- n.raftStreamAllowed(remote) }()
+	select {
+	case ok := <-refused:
+		if ok {
+			t.Fatal("a stream beyond the bound was admitted")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a stream beyond the bound waits instead of being refused")
+	}
+	n.cancel()
+	for range maxStartWaiters {
+		select {
+		case ok := <-results:
+			if ok {
+				t.Fatal("a waiting stream was admitted by shutdown")
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("a waiting stream was not let go at shutdown")
+		}
+	}
+	if len(n.startWaiters) != 0 {
+		t.Errorf("%d start waiters left", len(n.startWaiters))
+	}
+}

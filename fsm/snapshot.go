@@ -215,6 +215,9 @@ func decodeSnapshot(b []byte) (*Registry, error) {
 	if d.err != nil {
 		return nil, fmt.Errorf("fsm: restore: corrupt snapshot: %w", d.err)
 	}
+	// Counted once the maps are built (a record naming a session twice
+	// holds it once), rather than as they fill.
+	r.counts = r.recount()
 	return r, nil
 }
 
@@ -241,8 +244,7 @@ func (r *Registry) restoreSession(s *session) error {
 }
 
 // restoreTopic rebuilds a topic entry, resolving its sessions. Its own maps
-// are made at their final size, and the counts Stats reports grow by what
-// the maps gained (a record naming a session twice counts once).
+// are made at their final size. decodeSnapshot counts the registry after.
 func (r *Registry) restoreTopic(rec *topicRecord) error {
 	t := r.topics[rec.name]
 	if t == nil {
@@ -250,8 +252,7 @@ func (r *Registry) restoreTopic(rec *topicRecord) error {
 			channels: make(map[string]*channel, len(rec.channels))}
 		r.topics[rec.name] = t
 	}
-	r.setKey(t, rec.hasKey)
-	before := len(t.producers)
+	t.hasKey = rec.hasKey
 	// One allocation for the topic's producer records rather than one each.
 	prs := make([]producer, len(rec.producers))
 	for i, p := range rec.producers {
@@ -264,13 +265,11 @@ func (r *Registry) restoreTopic(rec *topicRecord) error {
 		t.producers[s] = pr
 		s.topics[t] = pr
 	}
-	r.counts.producers += len(t.producers) - before
 	for _, chRec := range rec.channels {
 		ch := r.ensureChannel(t, chRec.name)
 		if len(ch.producers) == 0 {
 			ch.producers = make(map[*session]struct{}, len(chRec.producers))
 		}
-		before := len(ch.producers)
 		for _, id := range chRec.producers {
 			s := r.sessions[id]
 			if s == nil {
@@ -279,7 +278,6 @@ func (r *Registry) restoreTopic(rec *topicRecord) error {
 			ch.producers[s] = struct{}{}
 			s.channels[ch] = struct{}{}
 		}
-		r.counts.producers += len(ch.producers) - before
 	}
 	return nil
 }
