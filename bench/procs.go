@@ -188,3 +188,56 @@ func leaderOf(nodes []*proc) (*proc, []*proc, error) {
 	}
 	return nil, nil, fmt.Errorf("no leader known")
 }
+
+// cpuTime is how much CPU time p's threads have used so far, from the
+// scheduler's per-thread accounting (/proc/PID/task/*/schedstat, in
+// nanoseconds; the clock-tick counters of /proc/PID/stat are too coarse
+// for a storm of a tenth of a second). 0 where it cannot be read.
+func cpuTime(p *proc) time.Duration {
+	if p == nil || p.cmd == nil || p.cmd.Process == nil {
+		return 0
+	}
+	dir := fmt.Sprintf("/proc/%d/task", p.cmd.Process.Pid)
+	tasks, err := os.ReadDir(dir)
+	if err != nil {
+		return 0
+	}
+	var total time.Duration
+	for _, t := range tasks {
+		b, err := os.ReadFile(filepath.Join(dir, t.Name(), "schedstat"))
+		if err != nil {
+			continue // the thread ended meanwhile
+		}
+		if f := strings.Fields(string(b)); len(f) > 0 {
+			if ns, err := strconv.ParseInt(f[0], 10, 64); err == nil {
+				total += time.Duration(ns)
+			}
+		}
+	}
+	return total
+}
+
+// cpuTimes is cpuTime of each of ps.
+func cpuTimes(ps []*proc) []time.Duration {
+	out := make([]time.Duration, len(ps))
+	for i, p := range ps {
+		out[i] = cpuTime(p)
+	}
+	return out
+}
+
+// cpuSpent formats the CPU time each of ps used since before (cpuTimes),
+// and their sum.
+func cpuSpent(ps []*proc, before []time.Duration) string {
+	var parts []string
+	var sum time.Duration
+	for i, p := range ps {
+		d := cpuTime(p) - before[i]
+		sum += d
+		parts = append(parts, fmt.Sprintf("%s %v", p.name, d.Round(100*time.Microsecond)))
+	}
+	if len(ps) == 1 {
+		return parts[0]
+	}
+	return fmt.Sprintf("%s (sum %v)", strings.Join(parts, ", "), sum.Round(100*time.Microsecond))
+}

@@ -151,9 +151,11 @@ func benchStorm(c config, refBin, raftBin string) error {
 	// Every producer dials at once, as nsqds do after a blip (storm bounds
 	// the dials in progress by the listen backlog).
 	lines := registerLines("storm", topics)
+	refCPU := cpuTimes([]*proc{ref})
 	start := time.Now()
 	refProds, err := storm(conns, func(int) []string { return []string{ref.tcp} }, 30000, lines)
 	refTime := time.Since(start)
+	refSpent := cpuSpent([]*proc{ref}, refCPU)
 	if err != nil {
 		return err
 	}
@@ -172,6 +174,7 @@ func benchStorm(c config, refBin, raftBin string) error {
 	if err != nil {
 		return err
 	}
+	nodesCPU := cpuTimes(nodes)
 	start = time.Now()
 	raftProds, err := storm(conns, func(i int) []string { return []string{nodes[i%3].tcp} }, 30000, lines)
 	ack := time.Since(start)
@@ -192,6 +195,7 @@ func benchStorm(c config, refBin, raftBin string) error {
 		return fmt.Errorf("storm registrations never visible on all nodes")
 	}
 	all := time.Since(start)
+	nodesSpent := cpuSpent(nodes, nodesCPU)
 	for _, n := range nodes {
 		if !everyProducerHasTopics(n.http, conns, topics) {
 			return fmt.Errorf("%s holds every record but /nodes does not list them", n.name)
@@ -208,6 +212,7 @@ func benchStorm(c config, refBin, raftBin string) error {
 	fmt.Fprintf(c.out, "| raftlookupd, visible on all 3 nodes | %v | %.0f |\n", all.Round(time.Millisecond), regs/all.Seconds())
 	ratio := refTime.Seconds() / all.Seconds()
 	fmt.Fprintf(c.out, "\nratio (visible everywhere / reference acknowledged rate): %.2fx\n\n", ratio)
+	fmt.Fprintf(c.out, "CPU time until then: %s; raftlookupd %s.\n\n", refSpent, nodesSpent)
 	c.fig.storm = &stormFigure{n: conns, ref: refTime, ack: ack, all: all, ratio: ratio}
 	return electionsSince(c, nodes, term0)
 }

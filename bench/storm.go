@@ -140,9 +140,11 @@ func benchStormEverywhere(c config, refBin, raftBin string) error {
 		}
 	}
 	refTCP := []string{refs[0].tcp, refs[1].tcp, refs[2].tcp}
+	refCPU := cpuTimes(refs)
 	start := time.Now()
 	prods, err := storm(n, func(int) []string { return refTCP }, 31000, lines)
 	refTime := time.Since(start)
+	refSpent := cpuSpent(refs, refCPU)
 	if err == nil {
 		for _, r := range refs {
 			if !everyProducerHasTopics(r.http, n, topics) {
@@ -167,6 +169,7 @@ func benchStormEverywhere(c config, refBin, raftBin string) error {
 	if err != nil {
 		return err
 	}
+	nodesCPU := cpuTimes(nodes)
 	start = time.Now()
 	prods, err = storm(n, func(int) []string { return tcp }, 31000, lines)
 	ack := time.Since(start)
@@ -179,6 +182,7 @@ func benchStormEverywhere(c config, refBin, raftBin string) error {
 		return fmt.Errorf("storm registrations never held by every node")
 	}
 	all := time.Since(start)
+	nodesSpent := cpuSpent(nodes, nodesCPU)
 	for _, nd := range nodes {
 		if !everyProducerHasTopics(nd.http, n, topics) {
 			return fmt.Errorf("%s holds every record but /nodes does not list them", nd.name)
@@ -192,6 +196,7 @@ func benchStormEverywhere(c config, refBin, raftBin string) error {
 	fmt.Fprintf(c.out, "| raftlookupd, every node holds every connection's registrations | %v | %.0f |\n", all.Round(time.Millisecond), regs/all.Seconds())
 	ratio := refTime.Seconds() / all.Seconds()
 	fmt.Fprintf(c.out, "\nratio (raftlookupd everywhere / 3 x nsqlookupd, rate): %.2fx\n\n", ratio)
+	fmt.Fprintf(c.out, "CPU time until then: %s; raftlookupd %s.\n\n", refSpent, nodesSpent)
 	c.fig.stormEvery = &stormFigure{ref: refTime, ack: ack, all: all, ratio: ratio, n: n}
 	return electionsSince(c, nodes, term0)
 }
