@@ -6,11 +6,13 @@ import (
 	"net/http"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	gometrics "github.com/hashicorp/go-metrics/compat"
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 )
 
@@ -110,3 +112,73 @@ func TestMetricsPage(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// Raft's own metrics reach the page renamed, each key converted once; the
+// network transport's per-RPC timings (raft.net.*) are not recorded.
+func TestRaftMetricsThroughTheSink(t *testing.T) {
+	reg, err := newMetricsRegistry()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		gometrics.MeasureSince([]string{"raft", "rpc", "appendEntries"}, time.Now())
+		gometrics.MeasureSinceWithLabels([]string{"raft", "net", "rpcDecode"}, time.Now(),
+			[]gometrics.Label{{Name: "rpcType", Value: "AppendEntries"}})
+		gometrics.MeasureSince([]string{"raft", "net", "getRPCType"}, time.Now())
+		gometrics.IncrCounter([]string{"raft", "apply"}, 1)
+	}
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, f := range families {
+		for _, m := range f.GetMetric() {
+			switch {
+			case m.GetSummary() != nil:
+				got[f.GetName()] = float64(m.GetSummary().GetSampleCount())
+			case m.GetCounter() != nil:
+				got[f.GetName()] = m.GetCounter().GetValue()
+			}
+		}
+	}
+	if got["raftlookupd_raft_rpc_append_entries"] != 3 || got["raftlookupd_raft_apply_total"] != 3 {
+		t.Errorf("raft metrics on the page: append entries %v, apply %v; want 3 each",
+			got["raftlookupd_raft_rpc_append_entries"], got["raftlookupd_raft_apply_total"])
+	}
+	for name := range got {
+		if strings.HasPrefix(name, "raftlookupd_raft_net_") {
+			t.Errorf("%s recorded, though raft.net.* is blocked", name)
+		}
+	}
+}
+
+// The cached conversion gives what snake and total give, for every key.
+func TestPromNamesCache(t *testing.T) {
+	rec := &recordingSink{}
+	p := &promNames{next: rec, keys: map[string]promKey{}}
+	keys := [][]string{{"raft", "commitTime"}, {"raft", "commit", "Time"}, {"raft", "commitTime"}, {"raft", "apply"}, {"raftcommitTime"}}
+	for _, k := range keys {
+		p.AddSample(k, 1)
+		p.IncrCounter(k, 1)
+	}
+	for i, k := range keys {
+		if want := snake(k); !slices.Equal(rec.keys[2*i], want) {
+			t.Errorf("AddSample(%q) named %q, want %q", k, rec.keys[2*i], want)
+		}
+		if want := total(k); !slices.Equal(rec.keys[2*i+1], want) {
+			t.Errorf("IncrCounter(%q) named %q, want %q", k, rec.keys[2*i+1], want)
+		}
+	}
+	if len(p.keys) != 4 {
+		t.Errorf("%d keys cached, want 4", len(p.keys))
+	}
+}
+
+type recordingSink struct {
+	gometrics.BlackholeSink
+	keys [][]string
+}
+
+func (r *recordingSink) AddSample(key []string, _ float32)   { r.keys = append(r.keys, key) }
+func (r *recordingSink) IncrCounter(key []string, _ float32) { r.keys = append(r.keys, key) }
