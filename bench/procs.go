@@ -146,6 +146,21 @@ func startCluster(bin string, extra ...string) ([]*proc, error) {
 	return nodes, nil
 }
 
+// startSingle starts a single-node cluster (what README's first command
+// runs) and waits until it is ready.
+func startSingle(bin, name string) (*proc, error) {
+	n := &proc{name: name, bin: bin, tcp: addr(freePort()), http: addr(freePort()), raft: addr(freePort())}
+	n.dataDir = filepath.Join(workDir, n.name+"-data")
+	os.RemoveAll(n.dataDir)
+	n.args = append([]string{"-node-id", n.name, "-data-dir", n.dataDir, "-broadcast-address", "127.0.0.1",
+		"-tcp-address", n.tcp, "-http-address", n.http, "-raft-address", n.raft, "-log-level", "warn"},
+		slices.Clone(nodeFlags)...)
+	if err := n.start(); err != nil {
+		return n, err
+	}
+	return n, waitHTTP(n.http+"/cluster/ready", 20*time.Second)
+}
+
 func waitHTTP(url string, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {

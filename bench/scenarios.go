@@ -141,7 +141,8 @@ func everyProducerHasTopics(host string, n, topics int) bool {
 }
 
 // benchStorm: 100 connections x 50 REGISTER, the reference's time to
-// acknowledge against raftlookupd's time until visible on all three nodes.
+// acknowledge against raftlookupd's time until visible on all three nodes
+// (and, to tell replication's share, until a single-node cluster holds it).
 func benchStorm(c config, refBin, raftBin string) error {
 	const conns, topics = 100, 25 // 25 topics x 2 channels = 50 REGISTERs
 	ref, err := startReference(refBin)
@@ -163,6 +164,27 @@ func benchStorm(c config, refBin, raftBin string) error {
 		p.close()
 	}
 	ref.kill()
+
+	// The same storm against a single-node cluster: the protocol, the
+	// queue, Raft and the registry, without replication.
+	one, err := startSingle(raftBin, "one")
+	if err != nil {
+		killAll(one)
+		return err
+	}
+	oneCPU := cpuTimes([]*proc{one})
+	start = time.Now()
+	oneProds, err := storm(conns, func(int) []string { return []string{one.tcp} }, 30000, lines)
+	if err == nil && !waitAllHold([]*proc{one}, conns, conns*3*topics, 60*time.Second) {
+		err = fmt.Errorf("storm registrations never held by the single node")
+	}
+	oneTime := time.Since(start)
+	oneSpent := cpuSpent([]*proc{one}, oneCPU)
+	closeAll(oneProds)
+	one.kill()
+	if err != nil {
+		return err
+	}
 
 	nodes, err := startCluster(raftBin)
 	if err != nil {
@@ -210,9 +232,10 @@ func benchStorm(c config, refBin, raftBin string) error {
 	fmt.Fprintf(c.out, "| nsqlookupd, acknowledged | %v | %.0f |\n", refTime.Round(time.Millisecond), regs/refTime.Seconds())
 	fmt.Fprintf(c.out, "| raftlookupd, acknowledged | %v | %.0f |\n", ack.Round(time.Millisecond), regs/ack.Seconds())
 	fmt.Fprintf(c.out, "| raftlookupd, visible on all 3 nodes | %v | %.0f |\n", all.Round(time.Millisecond), regs/all.Seconds())
+	fmt.Fprintf(c.out, "| raftlookupd as a single-node cluster, held | %v | %.0f |\n", oneTime.Round(time.Millisecond), regs/oneTime.Seconds())
 	ratio := refTime.Seconds() / all.Seconds()
-	fmt.Fprintf(c.out, "\nratio (visible everywhere / reference acknowledged rate): %.2fx\n\n", ratio)
-	fmt.Fprintf(c.out, "CPU time until then: %s; raftlookupd %s.\n\n", refSpent, nodesSpent)
+	fmt.Fprintf(c.out, "\nratio (visible everywhere / reference acknowledged rate): %.2fx; a single node: %.2fx\n\n", ratio, refTime.Seconds()/oneTime.Seconds())
+	fmt.Fprintf(c.out, "CPU time until then: %s; raftlookupd %s; the single node %s.\n\n", refSpent, nodesSpent, oneSpent)
 	c.fig.storm = &stormFigure{n: conns, ref: refTime, ack: ack, all: all, ratio: ratio}
 	return electionsSince(c, nodes, term0)
 }
