@@ -199,7 +199,9 @@ func New(cfg Config, logger hclog.Logger) (n *Node, err error) {
 	// loop and took a write of its own (a storm's tail was a dozen fsyncs
 	// in a row). Order is kept (one FIFO channel, fed under the
 	// sequencer's lock), and a node that stops leading answers what is
-	// still buffered with ErrNotLeader, which the queue retries.
+	// still buffered with ErrNotLeader, which the queue retries. A
+	// proposal still buffered when Raft shuts down is never answered, so
+	// Shutdown stops every loop that proposes (and the RPC) before Raft.
 	rc.BatchApplyCh = true
 
 	recovered, err := recoverCluster(cfg, rc, n.store, n.store, snaps, n.transport)
