@@ -163,11 +163,44 @@ func (n *Node) Term() {
 }
 
 // Stop freezes the process (SIGSTOP): sockets stay open, nothing answers.
+// It returns once every thread of the process is stopped: kill(2) only
+// queues the signal, and a thread running on another core goes on for a
+// moment (long enough to answer a heartbeat).
 func (n *Node) Stop() {
 	n.t.Helper()
-	if p := n.current(); p == nil || p.signal(syscall.SIGSTOP) != nil {
+	p := n.current()
+	if p == nil || p.signal(syscall.SIGSTOP) != nil {
 		n.t.Fatalf("SIGSTOP %s failed", n)
 	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !allThreadsStopped(p.cmd.Process.Pid) {
+		if time.Now().After(deadline) {
+			n.t.Fatalf("%s: threads still running 5s after SIGSTOP", n)
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
+}
+
+// allThreadsStopped reports whether every thread of pid is in the stopped
+// state (T in /proc/PID/task/TID/stat).
+func allThreadsStopped(pid int) bool {
+	dir := fmt.Sprintf("/proc/%d/task", pid)
+	tasks, err := os.ReadDir(dir)
+	if err != nil || len(tasks) == 0 {
+		return false
+	}
+	for _, task := range tasks {
+		b, err := os.ReadFile(filepath.Join(dir, task.Name(), "stat"))
+		if err != nil {
+			continue // the thread ended
+		}
+		s := string(b)
+		i := strings.LastIndexByte(s, ')')
+		if i < 0 || i+2 >= len(s) || (s[i+2] != 'T' && s[i+2] != 't') {
+			return false
+		}
+	}
+	return true
 }
 
 // Cont resumes a stopped process (SIGCONT).
