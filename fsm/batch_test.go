@@ -108,6 +108,18 @@ func TestDecodeIntoReusesStorage(t *testing.T) {
 			}
 		}
 	}
+	// The storage of a batch above maxKeptBatch commands is not kept.
+	huge := batch("n1", 1, 3)
+	for range maxKeptBatch + 1 {
+		huge.Batch = append(huge.Batch, register(id, "a", "x"))
+	}
+	got, err := DecodeInto(enc(huge), buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := ReleaseBatch(&got); b != nil {
+		t.Errorf("the storage of %d commands was kept", cap(b))
+	}
 	// A damaged entry is an error, and the storage comes back zeroed.
 	data := enc(big)
 	if _, err := DecodeInto(data[:len(data)-3], buf); err == nil {

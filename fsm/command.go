@@ -160,13 +160,21 @@ func DecodeInto(b []byte, buf []Command) (Command, error) {
 
 // ReleaseBatch zeroes the batch commands c holds (nothing they refer to
 // stays reachable through them) and returns their storage, empty, for the
-// next DecodeInto: buf's, or a larger one if buf had no room.
+// next DecodeInto: buf's, or a larger one if buf had no room, up to
+// maxKeptBatch commands (beyond that, nil).
 func ReleaseBatch(c *Command) []Command {
 	b := c.Batch
 	clear(b)
 	c.Batch = nil
+	if cap(b) > maxKeptBatch {
+		return nil // a rare huge batch's storage is not kept for good
+	}
 	return b[:0]
 }
+
+// maxKeptBatch is the most commands' storage ReleaseBatch hands back for
+// reuse: a queue's default MaxBatch, about 1.3 MiB.
+const maxKeptBatch = 4096
 
 // The smallest encodings of a batch's command (an op byte and one field) and
 // of a touch (two one-byte varints): a count can claim no more elements than
