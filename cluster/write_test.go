@@ -168,26 +168,24 @@ func TestRaftStreamsWaitingForStartAreBounded(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	refused := make(chan bool, 1)
-	go func() { refused <- n.raftStreamAllowed(remote) }()
-	select {
-	case ok := <-refused:
-		if ok {
-			t.Fatal("a stream beyond the bound was admitted")
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("a stream beyond the bound waits instead of being refused")
-	}
-	n.cancel()
-	for range maxStartWaiters {
+	// refusedWithin fails the test unless ch yields false within 5 s.
+	refusedWithin := func(ch <-chan bool, what string) {
+		t.Helper()
 		select {
-		case ok := <-results:
+		case ok := <-ch:
 			if ok {
-				t.Fatal("a waiting stream was admitted by shutdown")
+				t.Fatalf("%s was admitted", what)
 			}
 		case <-time.After(5 * time.Second):
-			t.Fatal("a waiting stream was not let go at shutdown")
+			t.Fatalf("%s still waits after 5s", what)
 		}
+	}
+	refused := make(chan bool, 1)
+	go func() { refused <- n.raftStreamAllowed(remote) }()
+	refusedWithin(refused, "a stream beyond the bound")
+	n.cancel()
+	for range maxStartWaiters {
+		refusedWithin(results, "a stream waiting when the node shut down")
 	}
 	if len(n.startWaiters) != 0 {
 		t.Errorf("%d start waiters left", len(n.startWaiters))

@@ -81,7 +81,7 @@ var blockedMetrics = []string{"raftlookupd.raft.net."}
 type promNames struct {
 	next gometrics.MetricSink
 
-	mu   sync.RWMutex
+	mu   sync.Mutex         // guards keys and buf (every call writes buf)
 	keys map[string]promKey // the key's parts joined with keySep
 	buf  []byte
 }
