@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -42,16 +43,33 @@ func freePorts(t testing.TB, n int) []int {
 		}
 	}()
 	ports := make([]int, 0, n)
-	for range n {
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	for len(ports) < n {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatalf("free port: %v", err)
 		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+		ls = append(ls, l) // held until the end, so the kernel offers another
+		port := l.Addr().(*net.TCPAddr).Port
+		if handedOut.ports[port] {
+			continue
+		}
+		handedOut.ports[port] = true
+		ports = append(ports, port)
 	}
 	return ports
 }
+
+// handedOut are the ports freePorts gave out in this test process. None is
+// given twice: a node of one test still lists a port in its -peers after
+// the node that had it stopped, and on loopback (which the Raft port
+// admits) it would reach a node of another test that got the same port,
+// and make it a follower of the wrong cluster.
+var handedOut = struct {
+	sync.Mutex
+	ports map[int]bool
+}{ports: map[int]bool{}}
 
 func hostPort(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }
 
