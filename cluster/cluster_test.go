@@ -418,8 +418,8 @@ func TestDrainOrphansSessionsWithOneCommand(t *testing.T) {
 	if err := f.node.Drain(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if grew := f.node.Registry().AppliedIndex() - before; grew != 1 {
-		t.Errorf("drain took %d log entries, want one", grew)
+	if grew, err := f.node.CommandsForTest(before, f.node.Registry().AppliedIndex()); err != nil || grew != 1 {
+		t.Errorf("drain took %d commands (%v), want one", grew, err)
 	}
 	// One command orphaned all five: still listed everywhere, as orphans.
 	for _, id := range []string{"n1", "n2", "n3"} {
@@ -489,5 +489,34 @@ func TestStatusReportsEveryMembersLag(t *testing.T) {
 		if m.ID != f.id && m.Lag != nil {
 			t.Errorf("local status: member %s has lag %v", m.ID, *m.Lag)
 		}
+	}
+}
+
+// A follower learns that an entry committed from the leader's next append.
+// With nothing more to append, hashicorp/raft sends that only after
+// CommitTimeout; the leader's nudge (nudge.go) sends it at once, so the last
+// registration of a burst reaches every node's registry without that wait.
+func TestFollowersApplyTheLastWriteWithoutWaitingForCommitTimeout(t *testing.T) {
+	tc := newTestCluster(t)
+	// A commit timeout far beyond the wait below, and renewals far apart
+	// (a renewal is an append that would carry the commit index too).
+	startThreeWith(tc, func(c *cluster.Config) {
+		c.CommitTimeout = time.Minute
+		c.LeaseRenewInterval = 5 * time.Second
+		c.LeaseTimeout = 20 * time.Second
+	})
+	for i, n := range []*testNode{tc.leader(), tc.follower()} {
+		sid := n.open(t, 4150+2*i)
+		topic := fmt.Sprintf("last-%d", i)
+		n.register(t, sid, topic, "")
+		want := fmt.Sprintf("nsqd:%d", 4150+2*i)
+		waitFor(t, 3*time.Second, func() error {
+			for _, id := range []string{"n1", "n2", "n3"} {
+				if got := tc.producers(id, topic); len(got) != 1 || got[0] != want {
+					return fmt.Errorf("%s: /lookup %s = %q, want [%s]", id, topic, got, want)
+				}
+			}
+			return nil
+		})
 	}
 }

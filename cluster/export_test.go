@@ -1,6 +1,10 @@
 package cluster
 
-import "context"
+import (
+	"context"
+
+	"github.com/hashicorp/raft"
+)
 
 // Hooks for the external tests (package cluster_test) into what no client
 // can call directly.
@@ -18,3 +22,20 @@ func (n *Node) CheckServingForTest() {
 
 // LastIndexForTest is the node's last Raft log index.
 func (n *Node) LastIndexForTest() uint64 { return n.raft.LastIndex() }
+
+// CommandsForTest counts the state machine commands in the node's log at
+// indexes after from, up to and including to (Raft's own entries, such as
+// the nudge's barriers, are not commands).
+func (n *Node) CommandsForTest(from, to uint64) (int, error) {
+	var l raft.Log
+	count := 0
+	for i := from + 1; i <= to; i++ {
+		if err := n.store.GetLog(i, &l); err != nil {
+			return 0, err
+		}
+		if l.Type == raft.LogCommand {
+			count++
+		}
+	}
+	return count, nil
+}

@@ -41,6 +41,7 @@ type Node struct {
 
 	queue    *queue
 	seq      *sequencer // orders batches proposed on this node while it leads
+	nudge    *nudger    // tells followers promptly that a burst committed (nudge.go)
 	sessions *sessions
 	leader   leadership
 	// caughtUp is set once this node applied a commit index it obtained
@@ -117,6 +118,7 @@ func New(cfg Config, logger hclog.Logger) (n *Node, err error) {
 		metrics:         nodeMetrics{commitLatency: metrics.NewHistogram(metrics.LatencyBuckets)},
 		born:            time.Now(),
 		seq:             newSequencer(),
+		nudge:           newNudger(),
 		raftStarted:     make(chan struct{}),
 		startWaiters:    make(chan struct{}, maxStartWaiters),
 	}
@@ -268,6 +270,7 @@ func New(cfg Config, logger hclog.Logger) (n *Node, err error) {
 	n.start(n.leaderLoop)
 	n.start(n.incarnationLoop)
 	n.start(n.freshnessLoop)
+	n.start(n.nudgeLoop)
 	n.start(n.restoredLoop)
 	n.start(n.snapshotAfterRemovals)
 	switch {

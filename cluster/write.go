@@ -48,6 +48,8 @@ func (n *Node) applySequenced(ctx context.Context, origin string, inc, seq uint6
 	}
 	sctx, cancel := context.WithTimeout(ctx, n.cfg.WriteTimeout)
 	defer cancel()
+	n.nudge.begin()
+	defer n.nudge.done()
 	f, err := n.seq.propose(sctx, origin, inc, seq, n.Registry().LastBatch,
 		func() raft.ApplyFuture { return n.raft.Apply(data, n.cfg.WriteTimeout) })
 	if err != nil {
@@ -73,6 +75,8 @@ func (n *Node) forwardBatch(ctx context.Context, data []byte) (applyResult, erro
 // applyLocal commits data (not a batch: batches go through applySequenced)
 // through this node's Raft; raft.ErrNotLeader when a follower.
 func (n *Node) applyLocal(data []byte) (applyResult, error) {
+	n.nudge.begin()
+	defer n.nudge.done()
 	return futureResult(n.raft.Apply(data, n.cfg.WriteTimeout))
 }
 
