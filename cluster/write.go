@@ -99,7 +99,7 @@ func futureResult(f raft.ApplyFuture) (applyResult, error) {
 // lead.
 func (n *Node) applyForwarded(ctx context.Context, remote string, data []byte) (applyResult, error) {
 	buf := forwardBufs.Get().(*[]fsm.Command)
-	c, err := fsm.DecodeInto(data, *buf)
+	c, err := fsm.DecodeForwarded(data, *buf)
 	defer func() {
 		*buf = fsm.ReleaseBatch(&c)
 		forwardBufs.Put(buf)

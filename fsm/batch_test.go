@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"reflect"
+	"runtime"
+	"strings"
 	"testing"
 )
 
@@ -129,5 +131,47 @@ func TestDecodeIntoReusesStorage(t *testing.T) {
 		if !reflect.DeepEqual(e, Command{}) {
 			t.Fatalf("after a failed decode, storage %d holds %+v", j, e)
 		}
+	}
+}
+
+// A forwarded batch that claims more than MaxBatchCommands commands is
+// refused by its count, before storage is sized for it: with room in the
+// bytes for every claimed command, Decode alone would allocate a Command
+// per two bytes. One at the limit still decodes.
+func TestDecodeForwardedRefusesAnOversizedCountFirst(t *testing.T) {
+	id := SessionID{Owner: "n1", Incarnation: 1, Seq: 1}
+	elem, err := AppendElement(nil, &Command{Op: OpRegister, Session: id, Topic: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged := func(count int) []byte {
+		c := Command{Op: OpBatch, Session: SessionID{Owner: "n1", Incarnation: 1}, BatchSeq: 1, Batch: make([]Command, count)}
+		for i := range c.Batch {
+			c.Batch[i] = Command{Op: OpRegister, Session: id, Topic: "t"}
+		}
+		return c.entry() // not Encode: it refuses over MaxBatchCommands
+	}
+	over := forged(MaxBatchCommands + 1)
+	if !bytes.HasSuffix(over, elem) {
+		t.Fatalf("forged batch does not end with the element encoding")
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, err = DecodeForwarded(over, nil)
+	runtime.ReadMemStats(&after)
+	if err == nil || !strings.Contains(err.Error(), "exceeds the limit") {
+		t.Fatalf("DecodeForwarded of %d commands: %v, want a count over the limit", MaxBatchCommands+1, err)
+	}
+	// Storage for the claimed commands would be over 10 MiB.
+	if got := after.TotalAlloc - before.TotalAlloc; got > 64<<10 {
+		t.Errorf("refusing the count allocated %d bytes, want it refused before any batch storage", got)
+	}
+	// Decode (log replay) stays lenient: a batch's size was checked
+	// before it was committed.
+	if c, err := Decode(over); err != nil || len(c.Batch) != MaxBatchCommands+1 {
+		t.Fatalf("Decode of the same bytes: %d commands, %v", len(c.Batch), err)
+	}
+	if c, err := DecodeForwarded(forged(MaxBatchCommands), nil); err != nil || len(c.Batch) != MaxBatchCommands {
+		t.Fatalf("DecodeForwarded at the limit: %d commands, %v", len(c.Batch), err)
 	}
 }

@@ -121,6 +121,9 @@ type decoder struct {
 	// snapshot names the same few owners in every session id, and a
 	// string each was most of what decoding allocated.
 	nodeIDs []string
+	// batchMax, when above 0, is the most commands a batch may claim
+	// (DecodeForwarded); nextCountMax carries it to the batch's count.
+	batchMax, nextCountMax int
 }
 
 // maxNodeIDs bounds the node ids a decoder remembers.
@@ -246,7 +249,13 @@ func (d *decoder) count(n *int, minBytes int) {
 	var v uint64
 	d.uvarint(&v)
 	*n = 0
+	limit := d.nextCountMax
+	d.nextCountMax = 0
 	if d.err != nil {
+		return
+	}
+	if limit > 0 && v > uint64(limit) {
+		d.fail(fmt.Errorf("count %d exceeds the limit %d", v, limit))
 		return
 	}
 	if v > uint64(len(d.b)/minBytes) {

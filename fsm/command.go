@@ -142,7 +142,20 @@ func Decode(b []byte) (Command, error) {
 // with the command, ReleaseBatch zeroes them for the next use. A command
 // other than a batch keeps buf, empty, as its Batch.
 func DecodeInto(b []byte, buf []Command) (Command, error) {
-	d := &decoder{b: b}
+	return decodeInto(&decoder{b: b}, buf)
+}
+
+// DecodeForwarded is DecodeInto for a batch a member sent to be proposed:
+// beyond Decode's checks, a batch may claim at most MaxBatchCommands
+// commands, refused before any storage is sized for them. Decode alone
+// would size storage by the bytes left, and a Command is about 160 times
+// its smallest encoding, so an 8 MiB body could ask for over a GiB before
+// Validate rejected it.
+func DecodeForwarded(b []byte, buf []Command) (Command, error) {
+	return decodeInto(&decoder{b: b, batchMax: MaxBatchCommands}, buf)
+}
+
+func decodeInto(d *decoder, buf []Command) (Command, error) {
 	if v := d.byte(); d.err == nil && v != Version {
 		return Command{}, fmt.Errorf("fsm: command version %d, this build reads %d", v, Version)
 	}
@@ -197,6 +210,9 @@ func (c *Command) fields(x fieldList, depth int) {
 		x.str(&c.Session.Owner)
 		x.uvarint(&c.Session.Incarnation)
 		x.uvarint(&c.BatchSeq)
+		if d, ok := x.(*decoder); ok {
+			d.nextCountMax = d.batchMax
+		}
 		list(x, &c.Batch, minCommandBytes, func(inner *Command) { inner.fields(x, depth+1) })
 	case OpOpenSession:
 		sessionFields(x, &c.Session)
