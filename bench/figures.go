@@ -18,6 +18,7 @@ type figures struct {
 	failover   *failoverFigure
 	idle       *idleFigure
 	latency    *latencyFigure
+	writes     *writeFigure
 	// loadElections counts elections during the loaded phases of the
 	// lookup, storm and scale runs (loadWatched: some were watched).
 	loadElections int
@@ -121,6 +122,10 @@ func (f *figures) table() string {
 		row("TCP reply p50 / p99 under `/lookup` load", fmt.Sprintf("%s / %s", ms(x.refP50), ms(x.refP99)),
 			fmt.Sprintf("%s / %s (follower)", ms(x.raftP50), ms(x.raftP99)), "", "p99 < 50 ms")
 		row("TCP reply p50 / p99 during 3 leader elections", "", fmt.Sprintf("%s / %s", ms(x.electP50), ms(x.electP99)), "", "")
+	}
+	if x := f.writes; x != nil {
+		row("`POST /topic/create` p50 / p99, one at a time", fmt.Sprintf("%s / %s", ms(x.refP50), ms(x.refP99)),
+			fmt.Sprintf("leader %s / %s; follower %s / %s", ms(x.leaderP50), ms(x.leaderP99), ms(x.followerP50), ms(x.followerP99)), "", "")
 	}
 	if x := f.db; x != nil {
 		row(fmt.Sprintf("raft.db after %.1f h worth of log (100 pinging conns)", x.hours), "", mib(x.size), "", "< 64 MB")

@@ -58,6 +58,7 @@ var scenarios = []struct {
 	{"scale", benchScale},
 	{"failover", benchFailover},
 	{"latency", benchLatency},
+	{"writes", benchWrites},
 	{"db", benchDBGrowth},
 }
 
