@@ -115,7 +115,8 @@ func startReferenceNamed(bin, name string) (*proc, error) {
 	return p, waitHTTP(p.http+"/ping", 10*time.Second)
 }
 
-// startCluster starts three raftlookupd processes with static peers.
+// startCluster starts three raftlookupd processes with static peers and
+// waits until each is ready; when it fails, it kills what it started.
 // nodeFlags are added to every node's command line (-node-flags), to try
 // a setting against the defaults.
 var nodeFlags []string
@@ -135,12 +136,14 @@ func startCluster(bin string, extra ...string) ([]*proc, error) {
 			"-tcp-address", n.tcp, "-http-address", n.http, "-raft-address", n.raft,
 			"-peers", strings.Join(peers, ","), "-log-level", "warn"}, append(slices.Clone(nodeFlags), extra...)...)
 		if err := n.start(); err != nil {
-			return nodes, err
+			killAll(nodes...)
+			return nil, err
 		}
 	}
 	for _, n := range nodes {
 		if err := waitHTTP(n.http+"/cluster/ready", 20*time.Second); err != nil {
-			return nodes, err
+			killAll(nodes...)
+			return nil, err
 		}
 	}
 	return nodes, nil

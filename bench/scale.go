@@ -48,7 +48,6 @@ func benchScale(c config, refBin, raftBin string) error {
 	// node that has run for a while does.
 	nodes, err := startCluster(raftBin, "-raft-snapshot-interval", "30s", "-raft-snapshot-threshold", fmt.Sprint(snapshotThreshold))
 	if err != nil {
-		killAll(nodes...)
 		return err
 	}
 	defer killAll(nodes...)

@@ -32,7 +32,7 @@ func benchLookup(c config, refBin, raftBin string) error {
 		// default cap of 100,000 per connection is below that at 900k.
 		nodes, err := startCluster(raftBin, "-max-registrations", fmt.Sprint(max(100000, 3*topics)))
 		if err != nil {
-			killAll(append(nodes, ref)...)
+			killAll(ref)
 			return err
 		}
 		fig, err := lookupAtSize(c, ref, nodes, topics)
@@ -188,7 +188,6 @@ func benchStorm(c config, refBin, raftBin string) error {
 
 	nodes, err := startCluster(raftBin)
 	if err != nil {
-		killAll(nodes...)
 		return err
 	}
 	defer killAll(nodes...)
@@ -246,7 +245,6 @@ func benchStorm(c config, refBin, raftBin string) error {
 func benchFailover(c config, _, raftBin string) error {
 	nodes, err := startCluster(raftBin)
 	if err != nil {
-		killAll(nodes...)
 		return err
 	}
 	defer killAll(nodes...)
@@ -360,7 +358,6 @@ func benchLatency(c config, refBin, raftBin string) error {
 	}
 	nodes, err := startCluster(raftBin)
 	if err != nil {
-		killAll(nodes...)
 		return err
 	}
 	defer killAll(nodes...)
@@ -437,7 +434,6 @@ func benchDBGrowth(c config, _, raftBin string) error {
 	// compaction keeps up as it would in real time.
 	nodes, err := startCluster(raftBin, "-lease-renew-interval", c.dbRenew.String(), "-raft-snapshot-interval", "5s")
 	if err != nil {
-		killAll(nodes...)
 		return err
 	}
 	defer killAll(nodes...)

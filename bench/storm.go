@@ -160,7 +160,6 @@ func benchStormEverywhere(c config, refBin, raftBin string) error {
 
 	nodes, err := startCluster(raftBin)
 	if err != nil {
-		killAll(nodes...)
 		return err
 	}
 	defer killAll(nodes...)

@@ -31,7 +31,6 @@ func benchWrites(c config, refBin, raftBin string) error {
 	}
 	nodes, err := startCluster(raftBin)
 	if err != nil {
-		killAll(nodes...)
 		return err
 	}
 	defer killAll(nodes...)
