@@ -9,17 +9,37 @@ import "fmt"
 
 // AppendElement validates c as a batch element and appends its encoding to
 // b. It refuses what Validate refuses in a batch: commands proposed as their
-// own entry, and fields over their limits.
+// own entry, and fields over their limits. A caller encoding many elements
+// keeps an ElementEncoder instead, which does not allocate.
 func AppendElement(b []byte, c *Command) ([]byte, error) {
-	if c.Op == OpBatch || c.Op == OpOpenIncarnation {
-		return b, fmt.Errorf("%w: %v must be proposed as its own entry", ErrInvalidCommand, c.Op)
+	var x ElementEncoder
+	return x.Append(b, c)
+}
+
+// ElementEncoder is AppendElement for a caller that encodes one element
+// after another (a node's queue, which encodes every command it is given).
+// Encoding passes each field's address through an interface, so the
+// command and the encoder escape to the heap: encoding a copy held in the
+// ElementEncoder, itself long-lived, costs no allocation per element. The
+// zero value is ready to use; it is not safe for concurrent use.
+type ElementEncoder struct {
+	c Command
+	e encoder
+}
+
+// Append is AppendElement. It keeps nothing of c or b once it returns.
+func (x *ElementEncoder) Append(b []byte, c *Command) ([]byte, error) {
+	x.c = *c
+	defer func() { x.c, x.e = Command{}, encoder{} }()
+	if x.c.Op == OpBatch || x.c.Op == OpOpenIncarnation {
+		return b, fmt.Errorf("%w: %v must be proposed as its own entry", ErrInvalidCommand, x.c.Op)
 	}
-	if err := c.validate(topLevel); err != nil {
+	if err := x.c.validate(topLevel); err != nil {
 		return b, err
 	}
-	e := encoder{b: b}
-	c.fields(&e, 1)
-	return e.b, nil
+	x.e.b = b
+	x.c.fields(&x.e, 1)
+	return x.e.b, nil
 }
 
 // EncodeBatch returns the entry of batch seq of origin's incarnation inc
