@@ -38,6 +38,10 @@ type stormFigure struct {
 	n             int
 	ref, ack, all time.Duration
 	ratio         float64
+	// The same storm again on the same processes (single-endpoint storm
+	// only; zero elsewhere).
+	refWarm, allWarm time.Duration
+	warmRatio        float64
 }
 
 type scaleFigure struct {
@@ -94,6 +98,10 @@ func (f *figures) table() string {
 	if s := f.storm; s != nil {
 		row("reconnect storm, 100 conns x 50 REGISTER, one endpoint each", ms(s.ref)+" to acknowledge",
 			ms(s.all)+" until visible on all 3 nodes", fmt.Sprintf("%.2fx", s.ratio), ">= 1.0x")
+		if s.allWarm > 0 {
+			row("the same storm again on the same processes", ms(s.refWarm)+" to acknowledge",
+				ms(s.allWarm)+" until visible on all 3 nodes", fmt.Sprintf("%.2fx", s.warmRatio), "")
+		}
 	}
 	if s := f.stormEvery; s != nil {
 		row(fmt.Sprintf("storm on equal footing, %d producers x 3 lookupds x 50 REGISTER", s.n), ms(s.ref)+" until all 3 list everything",
