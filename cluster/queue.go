@@ -293,27 +293,23 @@ func (q *queue) run(ctx context.Context) {
 		case <-q.wake:
 			continue // more to launch, if the window has room
 		case <-ctx.Done():
-			for _, g := range flights {
-				<-g.done
-				g.results, g.err = nil, wire.ErrShutdown
-				q.finish(g)
-			}
-			q.failAll(wire.ErrShutdown)
+			q.shutdown(flights)
 			return
 		}
 		if f.err != nil && !refusedForGood(f.err) {
 			// Settle every batch in flight, then retry the failed ones in
 			// order; one that committed meanwhile keeps its answer.
-			for _, g := range flights {
+			for i, g := range flights {
 				<-g.done
 				if g.err != nil && !refusedForGood(g.err) {
 					g.results, g.err = q.commitRetrying(ctx, g)
 				}
-				q.finish(g)
 				if g.err != nil && !refusedForGood(g.err) {
-					q.failAll(g.err) // shutting down
+					// Shutting down: this batch and every one after it.
+					q.shutdown(flights[i:])
 					return
 				}
+				q.finish(g)
 			}
 			flights = nil
 			continue
@@ -321,6 +317,22 @@ func (q *queue) run(ctx context.Context) {
 		q.finish(f)
 		flights = flights[1:]
 	}
+}
+
+// shutdown settles the batches still in flight as run ends, and fails
+// every queued command with wire.ErrShutdown. A batch whose commit
+// attempt ended keeps its answer; one that did not get one is answered
+// wire.ErrShutdown. Every waiter gets a result: before, a batch behind one
+// that failed as the node shut down was left unanswered.
+func (q *queue) shutdown(flights []*flight) {
+	for _, g := range flights {
+		<-g.done
+		if g.err != nil && !refusedForGood(g.err) {
+			g.results, g.err = nil, wire.ErrShutdown
+		}
+		q.finish(g)
+	}
+	q.failAll(wire.ErrShutdown)
 }
 
 // finish settles one batch: metrics, the waiting commands' results, and
