@@ -294,6 +294,47 @@ func TestReadConsistencyUnderPartition(t *testing.T) {
 	}
 }
 
+// A leader whose host vanishes (its streams end; a dial to it hangs, as a
+// SYN to an address nobody answers does until ARP gives up, about 3 s) must
+// not hold a read on a survivor until the read's deadline: the question
+// moves to the next leader as soon as the survivor sees the change. Found by
+// the compose test that SIGKILLs the leader's container: the survivors'
+// freshness loop asked the dead leader and waited all of -max-staleness, so
+// the new leader refused bounded reads for a moment.
+func TestLinearizableReadMovesOnWhenTheLeaderVanishes(t *testing.T) {
+	tc := newTestCluster(t)
+	tc.startThree()
+	old := tc.leader()
+	var f *testNode
+	for _, n := range tc.all() {
+		if n.id != old.id {
+			f = n
+			break
+		}
+	}
+	ctx := context.Background()
+	if err := f.node.ReadBarrier(ctx, wire.Linearizable); err != nil {
+		t.Fatalf("linearizable read on a healthy follower: %v", err)
+	}
+	// The leader's host goes away: Raft loses it, and its RPC address
+	// swallows dials.
+	tc.net.vanish(raftAddr(old.id))
+	old.transport.DisconnectAll()
+	for _, o := range tc.all() {
+		if o.id != old.id {
+			o.transport.Disconnect(old.transport.LocalAddr())
+		}
+	}
+	// Asked at once, while the follower still takes old for the leader.
+	// Before the fix this waited for the dial until WriteTimeout and failed.
+	if err := f.node.ReadBarrier(ctx, wire.Linearizable); err != nil {
+		t.Fatalf("linearizable read on a survivor after the leader vanished: %v", err)
+	}
+	if l := f.node.ReadState().LeaderID; l == old.id || l == "" {
+		t.Fatalf("the read succeeded but the survivor's leader is %q", l)
+	}
+}
+
 func TestJoinLeave(t *testing.T) {
 	tc := newTestCluster(t)
 	tc.startThree()

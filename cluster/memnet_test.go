@@ -10,17 +10,21 @@ import (
 
 // memNet carries the node-to-node RPC between in-process nodes over
 // net.Pipe. A cut address can neither dial nor be dialed, and cutting it
-// closes its open streams, as a partition would.
+// closes its open streams, as a partition would. A vanished address is a
+// host that went away without a word: its open streams end, and a dial to
+// it hangs until the dialer gives up, as a SYN to an address no host
+// answers does until ARP fails.
 type memNet struct {
 	mu        sync.Mutex
 	listeners map[string]*memListener
 	cuts      map[string]bool
+	vanished  map[string]bool
 	conns     map[net.Conn][2]string // both ends' addresses
 	port      int
 }
 
 func newMemNet() *memNet {
-	return &memNet{listeners: map[string]*memListener{}, cuts: map[string]bool{}, conns: map[net.Conn][2]string{}}
+	return &memNet{listeners: map[string]*memListener{}, cuts: map[string]bool{}, vanished: map[string]bool{}, conns: map[net.Conn][2]string{}}
 }
 
 func (m *memNet) listen(addr string) *memListener {
@@ -36,6 +40,11 @@ func (m *memNet) listen(addr string) *memListener {
 func (m *memNet) dialer(from string) func(ctx context.Context, addr string) (net.Conn, error) {
 	return func(ctx context.Context, addr string) (net.Conn, error) {
 		m.mu.Lock()
+		if m.vanished[addr] {
+			m.mu.Unlock()
+			<-ctx.Done()
+			return nil, ctx.Err()
+		}
 		l := m.listeners[addr]
 		if m.cuts[from] || m.cuts[addr] || l == nil {
 			m.mu.Unlock()
@@ -59,10 +68,15 @@ func (m *memNet) dialer(from string) func(ctx context.Context, addr string) (net
 	}
 }
 
-func (m *memNet) cut(addr string) {
+func (m *memNet) cut(addr string) { m.drop(addr, m.cuts) }
+
+func (m *memNet) vanish(addr string) { m.drop(addr, m.vanished) }
+
+// drop marks addr in set and closes its open streams.
+func (m *memNet) drop(addr string, set map[string]bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.cuts[addr] = true
+	set[addr] = true
 	for c, ends := range m.conns {
 		if ends[0] == addr || ends[1] == addr {
 			c.Close()
@@ -75,6 +89,7 @@ func (m *memNet) heal(addr string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	delete(m.cuts, addr)
+	delete(m.vanished, addr)
 }
 
 type memListener struct {

@@ -52,26 +52,42 @@ func (n *Node) ReadBarrier(ctx context.Context, level wire.Consistency) error {
 
 // readIndex returns a commit index that includes every write committed
 // before the call: the leader's, after it confirmed it still leads.
+//
+// During an election no leader is known for a moment: it waits for one
+// (until ctx ends) rather than fail a read a new leader can serve. A call
+// to the leader is abandoned when the leader changes, and the question
+// goes to the next one (possibly this node): a call to a leader that died
+// can otherwise hang until ctx ends, since a connection to an address no
+// host answers any more fails only when ARP gives up, about 3 s later.
+// For the freshness loop that was all of -max-staleness, and the new
+// leader itself refused bounded reads for a moment (found by the compose
+// test that SIGKILLs the leader's container).
 func (n *Node) readIndex(ctx context.Context) (uint64, error) {
-	index, err := n.leaderReadIndex(ctx)
-	if err == nil || !isNotLeader(err) {
-		return index, err
-	}
-	// During an election no leader is known for a moment: wait for one
-	// (until ctx ends) rather than fail a read a new leader can serve.
 	for {
+		index, err := n.leaderReadIndex(ctx)
+		if err == nil || !isNotLeader(err) {
+			return index, err
+		}
+		lctx, cancel := n.untilLeaderChanges(ctx)
 		addr, err := n.leaderRaftAddress()
-		if err == nil {
-			var out indexDoc
-			if err := n.rpcc.call(ctx, addr, rpcReadIndex, nil, &out); err != nil {
+		if err != nil {
+			cancel()
+			select {
+			case <-ctx.Done():
 				return 0, err
+			case <-time.After(5 * time.Millisecond):
 			}
+			continue
+		}
+		var out indexDoc
+		err = n.rpcc.call(lctx, addr, rpcReadIndex, nil, &out)
+		changed := lctx.Err() != nil && ctx.Err() == nil
+		cancel()
+		if err == nil {
 			return out.Index, nil
 		}
-		select {
-		case <-ctx.Done():
+		if !changed {
 			return 0, err
-		case <-time.After(5 * time.Millisecond):
 		}
 	}
 }
