@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -141,17 +140,6 @@ func everyProducerHasTopics(host string, n, topics int) bool {
 	return true
 }
 
-// producerCount is how many producers /nodes lists (-1 when it fails).
-func producerCount(host string) int {
-	var v struct {
-		Producers []json.RawMessage `json:"producers"`
-	}
-	if err := getJSON(host, "/nodes", &v); err != nil {
-		return -1
-	}
-	return len(v.Producers)
-}
-
 // benchStorm: 100 connections x 50 REGISTER, the reference's time to
 // acknowledge against raftlookupd's time until visible on all three nodes
 // (and, to tell replication's share, until a single-node cluster holds it).
@@ -177,7 +165,7 @@ func benchStorm(c config, refBin, raftBin string) error {
 	// the first one's producers are gone: what a long-running lookupd
 	// meets. A fresh process pays for memory it touches the first time.
 	var refWarm time.Duration
-	if !waitUntil(10*time.Second, time.Millisecond, func() bool { return producerCount(ref.http) == 0 }) {
+	if !waitUntil(10*time.Second, time.Millisecond, func() bool { return everyProducerHasTopics(ref.http, 0, 0) }) {
 		err = fmt.Errorf("nsqlookupd still lists producers after their connections closed")
 	} else {
 		start = time.Now()
@@ -222,7 +210,8 @@ func benchStorm(c config, refBin, raftBin string) error {
 	}
 	nodesCPU := cpuTimes(nodes)
 	start = time.Now()
-	raftProds, err := storm(conns, func(i int) []string { return []string{nodes[i%3].tcp} }, 30000, lines)
+	spread := func(i int) []string { return []string{nodes[i%3].tcp} }
+	raftProds, err := storm(conns, spread, 30000, lines)
 	ack := time.Since(start)
 	defer func() { closeAll(raftProds) }()
 	if err != nil {
@@ -252,7 +241,7 @@ func benchStorm(c config, refBin, raftBin string) error {
 		return fmt.Errorf("the storm's sessions were still registered after their connections closed")
 	}
 	start = time.Now()
-	raftProds, err = storm(conns, func(i int) []string { return []string{nodes[i%3].tcp} }, 32000, registerLines("again", topics))
+	raftProds, err = storm(conns, spread, 32000, registerLines("again", topics))
 	if err != nil {
 		return err
 	}
