@@ -304,27 +304,12 @@ func TestReadConsistencyUnderPartition(t *testing.T) {
 func TestLinearizableReadMovesOnWhenTheLeaderVanishes(t *testing.T) {
 	tc := newTestCluster(t)
 	tc.startThree()
-	old := tc.leader()
-	var f *testNode
-	for _, n := range tc.all() {
-		if n.id != old.id {
-			f = n
-			break
-		}
-	}
+	old, f := tc.leader(), tc.follower()
 	ctx := context.Background()
 	if err := f.node.ReadBarrier(ctx, wire.Linearizable); err != nil {
 		t.Fatalf("linearizable read on a healthy follower: %v", err)
 	}
-	// The leader's host goes away: Raft loses it, and its RPC address
-	// swallows dials.
-	tc.net.vanish(raftAddr(old.id))
-	old.transport.DisconnectAll()
-	for _, o := range tc.all() {
-		if o.id != old.id {
-			o.transport.Disconnect(old.transport.LocalAddr())
-		}
-	}
+	tc.vanish(old.id)
 	// Asked at once, while the follower still takes old for the leader.
 	// Before the fix this waited for the dial until WriteTimeout and failed.
 	if err := f.node.ReadBarrier(ctx, wire.Linearizable); err != nil {

@@ -136,8 +136,19 @@ func (tc *testCluster) reconnect(id string) {
 
 // partition cuts node id off from every other node: Raft links and RPC.
 func (tc *testCluster) partition(id string) {
-	n := tc.node(id)
 	tc.net.cut(raftAddr(id))
+	tc.disconnectRaft(id)
+}
+
+// vanish makes node id's host go away without a word: Raft loses it, and
+// dials to its RPC address hang until the caller gives up.
+func (tc *testCluster) vanish(id string) {
+	tc.net.vanish(raftAddr(id))
+	tc.disconnectRaft(id)
+}
+
+func (tc *testCluster) disconnectRaft(id string) {
+	n := tc.node(id)
 	n.transport.DisconnectAll()
 	for _, o := range tc.all() {
 		if o.id != id {

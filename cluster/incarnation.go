@@ -78,12 +78,7 @@ func (n *Node) proposeOpen(ctx context.Context, c fsm.Command) error {
 	}
 	res, err := n.applyLocal(data)
 	if errors.Is(err, raft.ErrNotLeader) {
-		var addr string
-		fctx, cancel := n.untilLeaderChanges(ctx) // before the address: see forwardBatch
-		if addr, err = n.leaderRaftAddress(); err == nil {
-			err = n.rpcc.call(fctx, addr, rpcOpen, data, &res)
-		}
-		cancel()
+		_, err = n.callLeader(ctx, rpcOpen, data, &res)
 	}
 	if err != nil {
 		return err

@@ -60,6 +60,23 @@ func (n *Node) untilLeaderChanges(ctx context.Context) (context.Context, context
 	return ctx, cancel
 }
 
+// callLeader makes an RPC call to the current leader that ends early when
+// the leader changes, so a call to a leader that died does not hang until
+// ctx ends (a dial to an address no host answers any more waits for ARP,
+// about 3 s). The change is watched before the address is read, so one in
+// between still ends the call. changed reports a call that failed because
+// the leader changed; errNoLeaderKnown, that there is no leader to call.
+func (n *Node) callLeader(ctx context.Context, path string, body, out any) (changed bool, err error) {
+	lctx, cancel := n.untilLeaderChanges(ctx)
+	defer cancel()
+	addr, err := n.leaderRaftAddress()
+	if err != nil {
+		return false, err
+	}
+	err = n.rpcc.call(lctx, addr, path, body, out)
+	return err != nil && lctx.Err() != nil && ctx.Err() == nil, err
+}
+
 // observeLeaders counts leader changes as this node sees them, and wakes
 // requests waiting on the old leader.
 func (n *Node) observeLeaders() {

@@ -55,38 +55,29 @@ func (n *Node) ReadBarrier(ctx context.Context, level wire.Consistency) error {
 //
 // During an election no leader is known for a moment: it waits for one
 // (until ctx ends) rather than fail a read a new leader can serve. A call
-// to the leader is abandoned when the leader changes, and the question
-// goes to the next one (possibly this node): a call to a leader that died
-// can otherwise hang until ctx ends, since a connection to an address no
-// host answers any more fails only when ARP gives up, about 3 s later.
-// For the freshness loop that was all of -max-staleness, and the new
-// leader itself refused bounded reads for a moment (found by the compose
-// test that SIGKILLs the leader's container).
+// the leader change cut short (callLeader) goes to the next leader,
+// possibly this node. Before, a survivor's freshness loop could wait on a
+// dead leader for all of -max-staleness, and the new leader itself refused
+// bounded reads for a moment (found by the compose test that SIGKILLs the
+// leader's container).
 func (n *Node) readIndex(ctx context.Context) (uint64, error) {
 	for {
 		index, err := n.leaderReadIndex(ctx)
 		if err == nil || !isNotLeader(err) {
 			return index, err
 		}
-		lctx, cancel := n.untilLeaderChanges(ctx)
-		addr, err := n.leaderRaftAddress()
-		if err != nil {
-			cancel()
+		var out indexDoc
+		changed, err := n.callLeader(ctx, rpcReadIndex, nil, &out)
+		switch {
+		case err == nil:
+			return out.Index, nil
+		case errors.Is(err, errNoLeaderKnown):
 			select {
 			case <-ctx.Done():
 				return 0, err
 			case <-time.After(5 * time.Millisecond):
 			}
-			continue
-		}
-		var out indexDoc
-		err = n.rpcc.call(lctx, addr, rpcReadIndex, nil, &out)
-		changed := lctx.Err() != nil && ctx.Err() == nil
-		cancel()
-		if err == nil {
-			return out.Index, nil
-		}
-		if !changed {
+		case !changed:
 			return 0, err
 		}
 	}

@@ -61,16 +61,8 @@ func (n *Node) applySequenced(ctx context.Context, origin string, inc, seq uint6
 // forwardBatch sends a batch to the leader; the call ends early when the
 // leader changes.
 func (n *Node) forwardBatch(ctx context.Context, data []byte) (applyResult, error) {
-	// Watch for a change before reading the address, so a change between
-	// the two still ends the call.
-	ctx, cancel := n.untilLeaderChanges(ctx)
-	defer cancel()
-	addr, err := n.leaderRaftAddress()
-	if err != nil {
-		return applyResult{}, err
-	}
 	var res applyResult
-	err = n.rpcc.call(ctx, addr, rpcApply, data, &res)
+	_, err := n.callLeader(ctx, rpcApply, data, &res)
 	return res, err
 }
 
