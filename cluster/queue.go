@@ -38,9 +38,9 @@ type queue struct {
 	sizes []uint32
 	dones []chan error
 	wake  chan struct{}
-	// enc encodes each command added. fsm.AppendElement allocates a
-	// Command (about 350 bytes) and an encoder per call, the largest share
-	// of what a storm allocated on a node; a kept encoder allocates none.
+	// enc encodes each command added. Kept, it allocates nothing; one per
+	// call moved the command (about 350 bytes) to the heap, the largest
+	// share of what a storm allocated on a node.
 	enc fsm.ElementEncoder
 	// inc is the incarnation batches are sent under; 0 until the node has
 	// one (and while it opens the next): commands wait in the queue.

@@ -3,31 +3,25 @@ package fsm
 import "fmt"
 
 // A node queues commands long before it knows which batch they will go out
-// in. AppendElement encodes one as it arrives, and EncodeBatch puts the
+// in. An ElementEncoder encodes one as it arrives, and EncodeBatch puts the
 // queued encodings together into the entry: the same bytes Encode writes
 // for the batch, without holding a Command per queued command.
 
-// AppendElement validates c as a batch element and appends its encoding to
-// b. It refuses what Validate refuses in a batch: commands proposed as their
-// own entry, and fields over their limits. A caller encoding many elements
-// keeps an ElementEncoder instead, which does not allocate.
-func AppendElement(b []byte, c *Command) ([]byte, error) {
-	var x ElementEncoder
-	return x.Append(b, c)
-}
-
-// ElementEncoder is AppendElement for a caller that encodes one element
-// after another (a node's queue, which encodes every command it is given).
+// ElementEncoder validates commands as batch elements and encodes them.
 // Encoding passes each field's address through an interface, so the
-// command and the encoder escape to the heap: encoding a copy held in the
-// ElementEncoder, itself long-lived, costs no allocation per element. The
-// zero value is ready to use; it is not safe for concurrent use.
+// command encoded and the encoder escape to the heap: encoding a copy held
+// in the ElementEncoder, itself long-lived, costs no allocation per
+// element (a node's queue keeps one). The zero value is ready to use; it
+// is not safe for concurrent use.
 type ElementEncoder struct {
 	c Command
 	e encoder
 }
 
-// Append is AppendElement. It keeps nothing of c or b once it returns.
+// Append validates c as a batch element and appends its encoding to b. It
+// refuses what Validate refuses in a batch: commands proposed as their own
+// entry, and fields over their limits; b is then returned unchanged. It
+// keeps nothing of c or b once it returns.
 func (x *ElementEncoder) Append(b []byte, c *Command) ([]byte, error) {
 	x.c = *c
 	defer func() { x.c, x.e = Command{}, encoder{} }()
@@ -43,7 +37,7 @@ func (x *ElementEncoder) Append(b []byte, c *Command) ([]byte, error) {
 }
 
 // EncodeBatch returns the entry of batch seq of origin's incarnation inc
-// holding count elements whose encodings, from AppendElement, are
+// holding count elements whose encodings, from ElementEncoder, are
 // concatenated in elements.
 func EncodeBatch(origin string, inc, seq uint64, count int, elements []byte) ([]byte, error) {
 	if origin == "" || len(origin) > MaxNodeIDLen {

@@ -22,9 +22,10 @@ func TestEncodeBatchMatchesEncode(t *testing.T) {
 		{Op: OpCloseSession, Session: id},
 	}
 	var elems []byte
+	var enc ElementEncoder // one for all: it is reused from element to element
 	for i := range cmds {
 		var err error
-		if elems, err = AppendElement(elems, &cmds[i]); err != nil {
+		if elems, err = enc.Append(elems, &cmds[i]); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -45,16 +46,26 @@ func TestEncodeBatchMatchesEncode(t *testing.T) {
 	}
 }
 
-func TestAppendElementRefuses(t *testing.T) {
+func TestElementEncoderRefuses(t *testing.T) {
+	var enc ElementEncoder
 	for _, c := range []Command{
 		{Op: OpBatch, Session: SessionID{Owner: "n1"}},
 		{Op: OpOpenIncarnation, Session: SessionID{Owner: "n1"}, Nonce: 1},
 		{Op: OpRegister, Session: SessionID{Owner: "n1", Incarnation: 1, Seq: 1}, Topic: "bad topic"},
 	} {
-		b, err := AppendElement([]byte("x"), &c)
+		b, err := enc.Append([]byte("x"), &c)
 		if !errors.Is(err, ErrInvalidCommand) || string(b) != "x" {
 			t.Errorf("%v: %q, %v; want the buffer unchanged and ErrInvalidCommand", c.Op, b, err)
 		}
+	}
+	// A refusal leaves the encoder as good as new.
+	ok := Command{Op: OpRegister, Session: SessionID{Owner: "n1", Incarnation: 1, Seq: 1}, Topic: "t"}
+	b, err := enc.Append(nil, &ok)
+	if err != nil {
+		t.Fatalf("after refusals: %v", err)
+	}
+	if got, err := (&ElementEncoder{}).Append(nil, &ok); err != nil || !bytes.Equal(b, got) {
+		t.Errorf("after refusals the encoder wrote %x, a fresh one %x (%v)", b, got, err)
 	}
 	if _, err := EncodeBatch("", 1, 1, 0, nil); !errors.Is(err, ErrInvalidCommand) {
 		t.Errorf("batch without origin: %v", err)
@@ -140,7 +151,7 @@ func TestDecodeIntoReusesStorage(t *testing.T) {
 // per two bytes. One at the limit still decodes.
 func TestDecodeForwardedRefusesAnOversizedCountFirst(t *testing.T) {
 	id := SessionID{Owner: "n1", Incarnation: 1, Seq: 1}
-	elem, err := AppendElement(nil, &Command{Op: OpRegister, Session: id, Topic: "t"})
+	elem, err := new(ElementEncoder).Append(nil, &Command{Op: OpRegister, Session: id, Topic: "t"})
 	if err != nil {
 		t.Fatal(err)
 	}
