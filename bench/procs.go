@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -215,7 +216,14 @@ func cpuTime(p *proc) time.Duration {
 	if p == nil || p.cmd == nil || p.cmd.Process == nil {
 		return 0
 	}
-	dir := fmt.Sprintf("/proc/%d/task", p.cmd.Process.Pid)
+	return cpuTimeOf(p.cmd.Process.Pid)
+}
+
+// selfCPU is cpuTime of this process: the load generator.
+func selfCPU() time.Duration { return cpuTimeOf(os.Getpid()) }
+
+func cpuTimeOf(pid int) time.Duration {
+	dir := fmt.Sprintf("/proc/%d/task", pid)
 	tasks, err := os.ReadDir(dir)
 	if err != nil {
 		return 0
@@ -245,8 +253,8 @@ func cpuTimes(ps []*proc) []time.Duration {
 }
 
 // cpuSpent formats the CPU time each of ps used since before (cpuTimes),
-// and their sum.
-func cpuSpent(ps []*proc, before []time.Duration) string {
+// and their sum, which it also returns.
+func cpuSpent(ps []*proc, before []time.Duration) (string, time.Duration) {
 	var parts []string
 	var sum time.Duration
 	for i, p := range ps {
@@ -255,7 +263,19 @@ func cpuSpent(ps []*proc, before []time.Duration) string {
 		parts = append(parts, fmt.Sprintf("%s %v", p.name, d.Round(100*time.Microsecond)))
 	}
 	if len(ps) == 1 {
-		return parts[0]
+		return parts[0], sum
 	}
-	return fmt.Sprintf("%s (sum %v)", strings.Join(parts, ", "), sum.Round(100*time.Microsecond))
+	return fmt.Sprintf("%s (sum %v)", strings.Join(parts, ", "), sum.Round(100*time.Microsecond)), sum
+}
+
+// cpuFloor describes the least wall time the CPU time spent by the servers
+// and by the load generator (gen) could have taken on this machine's cores,
+// however it was scheduled, and returns it: a run whose processes keep the
+// cores busy cannot finish sooner, so the ratio of such a run is bounded by
+// this machine until its processes spend less.
+func cpuFloor(servers, gen time.Duration) (string, time.Duration) {
+	cores := runtime.NumCPU()
+	floor := (servers + gen) / time.Duration(cores)
+	return fmt.Sprintf("%v (servers %v + load generator %v, over %d cores)", floor.Round(100*time.Microsecond),
+		servers.Round(100*time.Microsecond), gen.Round(100*time.Microsecond), cores), floor
 }
