@@ -16,9 +16,11 @@
 //     the reader's clock through Filter.
 //   - A reader may remember what it derived from a topic's Lookup answer
 //     (Remember/Recall, within MemoBudget). Apply only drops memos, on every
-//     change to what Lookup shows for the topic; a memo is recalled only
-//     while the reader's clock stays where the same producers pass the
-//     filter. Memos are not state: never replicated, never in snapshots.
+//     change to what Lookup shows for the topic (a PING keeps a memo that
+//     showed its producer active for the memo's whole window); a memo is
+//     recalled only while the reader's clock stays where the same producers
+//     pass the filter. Memos are not state: never replicated, never in
+//     snapshots.
 //   - Snapshots are versioned and sorted, so equal states give equal bytes;
 //     Restore decodes into a fresh registry and swaps it in under the lock.
 //   - A session belongs to one owner incarnation. Commands naming a dead

@@ -11,8 +11,9 @@ const MemoBudget = 64 << 20
 // HTTP layer keeps the encoded response) and reuse it while it still holds:
 // until anything Lookup shows for the topic changes, and only while the
 // reader's clock stays in the window where no producer crosses the
-// inactivity or tombstone boundary. Apply never reads memos; it only drops
-// them (see changed), so the state machine stays deterministic.
+// inactivity or tombstone boundary. Apply only drops memos (see changed and
+// touched), and what it replicates never depends on them, so the state
+// machine stays deterministic.
 
 // Stamp identifies the state and clock window of one Lookup answer. The zero
 // Stamp (wildcard or missing topic) cannot be remembered.
@@ -101,6 +102,31 @@ func (r *Registry) MemoBytes() int64 { return r.memoBytes.Load() }
 // have changed: a stamp taken before no longer matches, and the memo goes.
 func (r *Registry) changed(t *topic) {
 	t.version++
+	if old := t.memo.Swap(nil); old != nil {
+		r.memoBytes.Add(-int64(len(old.body)))
+	}
+}
+
+// touched records, under the write lock, that a producer of t last updated
+// at before was updated again (a PING). An answer that showed the producer
+// active for its whole window still holds: the producer stays active longer
+// now, and nothing else an answer shows moved. So that memo is kept, and only
+// one whose window reaches past the old inactivity boundary (it may have left
+// the producer out) is dropped. Every nsqd PINGs every 15 s, and dropping
+// every topic's memo on each PING meant that with ten producers per topic a
+// memo lived about 1.5 s. The version moves either way: an answer derived
+// before the PING might have left the producer out, so it is not remembered
+// after it.
+func (r *Registry) touched(t *topic, before int64) {
+	t.version++
+	m := t.memo.Load()
+	if m == nil {
+		return
+	}
+	// active holds while now < lastUpdate+timeout+1 (merger.addTopic).
+	if m.stamp.until <= satAdd(satAdd(before, m.stamp.inactive), 1) {
+		return
+	}
 	if old := t.memo.Swap(nil); old != nil {
 		r.memoBytes.Add(-int64(len(old.body)))
 	}

@@ -119,7 +119,7 @@ func TestMemo(t *testing.T) {
 		}
 		for _, c := range []Command{
 			register(b, "t", "c"), unregister(b, "t", "c"), createChannel("t", "new"), deleteChannel("t", "new"),
-			tombstone("t", nodeAddress(peerB), ns(0)), closeSession(b), renew("n1", 1, t0, Touch{Seq: a.Seq, LastUpdate: ns(time.Second)}),
+			tombstone("t", nodeAddress(peerB), ns(0)), closeSession(b),
 			closeOwner("n1", 1), createTopic("t"), deleteTopic("t"),
 		} {
 			remember(r, "t", now())
@@ -127,6 +127,48 @@ func TestMemo(t *testing.T) {
 			if recalled(r, now()) {
 				t.Errorf("%v: memo survived", c.Op)
 			}
+		}
+	})
+
+	t.Run("a PING keeps an answer that showed its producer active throughout", func(t *testing.T) {
+		h := fresh(t)
+		r := h.reg()
+		body := remember(r, "t", now())
+		h.apply(renew("n1", 1, t0, Touch{Seq: a.Seq, LastUpdate: ns(time.Second)}))
+		if got, ok := r.Recall("t", now()); !ok || string(got) != string(body) {
+			t.Fatalf("after a's PING, Recall = %q %v, want %q", got, ok, body)
+		}
+		// The memo's window still ends where b turns inactive: a PING moves
+		// no boundary of a memo it keeps.
+		if recalled(r, at(inactive+1)) {
+			t.Fatal("the kept memo was recalled past b's inactivity boundary")
+		}
+	})
+
+	t.Run("a PING drops an answer that may have left its producer out", func(t *testing.T) {
+		h := fresh(t)
+		r := h.reg()
+		// At inactive+1 both a and b are inactive: the answer lists nobody.
+		late := at(inactive + time.Second)
+		empty := remember(r, "t", late)
+		h.apply(renew("n1", 1, t0, Touch{Seq: a.Seq, LastUpdate: ns(inactive)}))
+		if body, ok := r.Recall("t", late); ok {
+			t.Fatalf("after a's PING, the answer without a was recalled: %q", body)
+		}
+		if got := render(r.Lookup("t", late)); string(got) == string(empty) {
+			t.Fatalf("a's PING did not bring a back: %s", got)
+		}
+	})
+
+	t.Run("an answer taken before a PING is not remembered after it", func(t *testing.T) {
+		h := fresh(t)
+		r := h.reg()
+		late := at(inactive + time.Second)
+		_, _, _, s := r.LookupStamped("t", late) // lists nobody
+		h.apply(renew("n1", 1, t0, Touch{Seq: a.Seq, LastUpdate: ns(inactive)}))
+		r.Remember(s, []byte("without a"))
+		if recalled(r, late) || r.MemoBytes() != 0 {
+			t.Fatal("an answer taken before a PING was remembered after it")
 		}
 	})
 

@@ -299,10 +299,11 @@ func (r *Registry) renewLease(index uint64, c *Command) {
 			continue
 		}
 		if t.LastUpdate > s.lastUpdate {
+			before := s.lastUpdate
 			s.lastUpdate = t.LastUpdate
 			// A producer a reader saw as inactive may be active again.
 			for tp := range s.topics {
-				r.changed(tp)
+				r.touched(tp, before)
 			}
 		}
 		if !s.settled {
