@@ -104,6 +104,53 @@ func (p *producer) roundTrip(line string) (time.Duration, error) {
 
 func (p *producer) close() { p.conn.Close() }
 
+// nsqdPingInterval is how often nsqd PINGs each lookupd it is connected to.
+const nsqdPingInterval = 15 * time.Second
+
+// pingLikeNsqd PINGs every producer every nsqdPingInterval, each starting at
+// a random point of the first interval as independent nsqds would, until the
+// returned stop is called (more than once is fine); stop reports the first
+// PING that failed. A PING
+// renews the producer's last update, and so changes what lookupd state a
+// /lookup answer depends on: a load without them flatters any cache of
+// answers.
+func pingLikeNsqd(ps []*producer) (stop func() error) {
+	done := make(chan struct{})
+	errc := make(chan error, len(ps))
+	var wg sync.WaitGroup
+	for _, p := range ps {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t := time.NewTimer(time.Duration(rand.Int63n(int64(nsqdPingInterval))))
+			defer t.Stop()
+			for {
+				select {
+				case <-done:
+					return
+				case <-t.C:
+				}
+				if _, err := p.roundTrip("PING\n"); err != nil {
+					errc <- err
+					return
+				}
+				t.Reset(nsqdPingInterval)
+			}
+		}()
+	}
+	var once sync.Once
+	return func() error {
+		once.Do(func() { close(done) })
+		wg.Wait()
+		select {
+		case err := <-errc:
+			return fmt.Errorf("PING: %w", err)
+		default:
+			return nil
+		}
+	}
+}
+
 // registerLines is REGISTER topic channel for n topics x 2 channels.
 func registerLines(prefix string, topics int) []string {
 	lines := make([]string, 0, topics*2)
