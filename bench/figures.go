@@ -39,7 +39,7 @@ type stormFigure struct {
 	ref, ack, all time.Duration
 	ratio         float64
 	// maxRatio is the ratio the CPU time spent allows on this machine
-	// (cpuFloor): the figure cannot exceed it until the processes spend
+	// (cpuWatch.spent): the figure cannot exceed it until the processes spend
 	// less. Zero when not measured.
 	maxRatio float64
 	// The same storm again on the same processes (single-endpoint storm

@@ -110,10 +110,8 @@ const nsqdPingInterval = 15 * time.Second
 // pingLikeNsqd PINGs every producer every nsqdPingInterval, each starting at
 // a random point of the first interval as independent nsqds would, until the
 // returned stop is called (more than once is fine); stop reports the first
-// PING that failed. A PING
-// renews the producer's last update, and so changes what lookupd state a
-// /lookup answer depends on: a load without them flatters any cache of
-// answers.
+// PING that failed. A PING renews the producer's last update, which /lookup
+// answers depend on: a load without PINGs flatters any cache of answers.
 func pingLikeNsqd(ps []*producer) (stop func() error) {
 	done := make(chan struct{})
 	errc := make(chan error, len(ps))

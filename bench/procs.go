@@ -243,39 +243,44 @@ func cpuTimeOf(pid int) time.Duration {
 	return total
 }
 
-// cpuTimes is cpuTime of each of ps.
-func cpuTimes(ps []*proc) []time.Duration {
-	out := make([]time.Duration, len(ps))
-	for i, p := range ps {
-		out[i] = cpuTime(p)
-	}
-	return out
+// cpuWatch measures the CPU time some processes, and this process (the
+// load generator), spend from watchCPU on.
+type cpuWatch struct {
+	ps     []*proc
+	before []time.Duration
+	gen    time.Duration
 }
 
-// cpuSpent formats the CPU time each of ps used since before (cpuTimes),
-// and their sum, which it also returns.
-func cpuSpent(ps []*proc, before []time.Duration) (string, time.Duration) {
+func watchCPU(ps ...*proc) cpuWatch {
+	w := cpuWatch{ps: ps, gen: selfCPU()}
+	for _, p := range ps {
+		w.before = append(w.before, cpuTime(p))
+	}
+	return w
+}
+
+// spent formats the CPU time each process used since watchCPU, with their
+// sum. It also gives the least wall time the processes' and the load
+// generator's CPU time could have taken on this machine's cores, however
+// it was scheduled: a run whose processes keep the cores busy cannot
+// finish sooner, so its ratio is bounded by this machine until they spend
+// less.
+func (w cpuWatch) spent() (each, floorText string, floor time.Duration) {
 	var parts []string
 	var sum time.Duration
-	for i, p := range ps {
-		d := cpuTime(p) - before[i]
+	for i, p := range w.ps {
+		d := cpuTime(p) - w.before[i]
 		sum += d
 		parts = append(parts, fmt.Sprintf("%s %v", p.name, d.Round(100*time.Microsecond)))
 	}
-	if len(ps) == 1 {
-		return parts[0], sum
+	each = parts[0]
+	if len(parts) > 1 {
+		each = fmt.Sprintf("%s (sum %v)", strings.Join(parts, ", "), sum.Round(100*time.Microsecond))
 	}
-	return fmt.Sprintf("%s (sum %v)", strings.Join(parts, ", "), sum.Round(100*time.Microsecond)), sum
-}
-
-// cpuFloor describes the least wall time the CPU time spent by the servers
-// and by the load generator (gen) could have taken on this machine's cores,
-// however it was scheduled, and returns it: a run whose processes keep the
-// cores busy cannot finish sooner, so the ratio of such a run is bounded by
-// this machine until its processes spend less.
-func cpuFloor(servers, gen time.Duration) (string, time.Duration) {
+	gen := selfCPU() - w.gen
 	cores := runtime.NumCPU()
-	floor := (servers + gen) / time.Duration(cores)
-	return fmt.Sprintf("%v (servers %v + load generator %v, over %d cores)", floor.Round(100*time.Microsecond),
-		servers.Round(100*time.Microsecond), gen.Round(100*time.Microsecond), cores), floor
+	floor = (sum + gen) / time.Duration(cores)
+	floorText = fmt.Sprintf("%v (servers %v + load generator %v, over %d cores)", floor.Round(100*time.Microsecond),
+		sum.Round(100*time.Microsecond), gen.Round(100*time.Microsecond), cores)
+	return each, floorText, floor
 }

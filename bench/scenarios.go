@@ -159,12 +159,11 @@ func benchStorm(c config, refBin, raftBin string) error {
 	// Every producer dials at once, as nsqds do after a blip (storm bounds
 	// the dials in progress by the listen backlog).
 	lines := registerLines("storm", topics)
-	refCPU, refGen := cpuTimes([]*proc{ref}), selfCPU()
+	refCPU := watchCPU(ref)
 	start := time.Now()
 	refProds, err := storm(conns, func(int) []string { return []string{ref.tcp} }, 30000, lines)
 	refTime := time.Since(start)
-	refSpent, refSum := cpuSpent([]*proc{ref}, refCPU)
-	refFloor, _ := cpuFloor(refSum, selfCPU()-refGen)
+	refSpent, refFloor, _ := refCPU.spent()
 	if err != nil {
 		return err
 	}
@@ -193,14 +192,14 @@ func benchStorm(c config, refBin, raftBin string) error {
 		killAll(one)
 		return err
 	}
-	oneCPU := cpuTimes([]*proc{one})
+	oneCPU := watchCPU(one)
 	start = time.Now()
 	oneProds, err := storm(conns, func(int) []string { return []string{one.tcp} }, 30000, lines)
 	if err == nil && !waitAllHold([]*proc{one}, conns, conns*3*topics, 60*time.Second) {
 		err = fmt.Errorf("storm registrations never held by the single node")
 	}
 	oneTime := time.Since(start)
-	oneSpent, _ := cpuSpent([]*proc{one}, oneCPU)
+	oneSpent, _, _ := oneCPU.spent()
 	closeAll(oneProds)
 	one.kill()
 	if err != nil {
@@ -216,7 +215,7 @@ func benchStorm(c config, refBin, raftBin string) error {
 	if err != nil {
 		return err
 	}
-	nodesCPU, nodesGen := cpuTimes(nodes), selfCPU()
+	nodesCPU := watchCPU(nodes...)
 	start = time.Now()
 	spread := func(i int) []string { return []string{nodes[i%3].tcp} }
 	raftProds, err := storm(conns, spread, 30000, lines)
@@ -234,8 +233,7 @@ func benchStorm(c config, refBin, raftBin string) error {
 		return fmt.Errorf("storm registrations never visible on all nodes")
 	}
 	all := time.Since(start)
-	nodesSpent, nodesSum := cpuSpent(nodes, nodesCPU)
-	floor, floorTime := cpuFloor(nodesSum, selfCPU()-nodesGen)
+	nodesSpent, floor, floorTime := nodesCPU.spent()
 	for _, n := range nodes {
 		if !everyProducerHasTopics(n.http, conns, topics) {
 			return fmt.Errorf("%s holds every record but /nodes does not list them", n.name)

@@ -140,12 +140,11 @@ func benchStormEverywhere(c config, refBin, raftBin string) error {
 		}
 	}
 	refTCP := []string{refs[0].tcp, refs[1].tcp, refs[2].tcp}
-	refCPU, refGen := cpuTimes(refs), selfCPU()
+	refCPU := watchCPU(refs...)
 	start := time.Now()
 	prods, err := storm(n, func(int) []string { return refTCP }, 31000, lines)
 	refTime := time.Since(start)
-	refSpent, refSum := cpuSpent(refs, refCPU)
-	refFloor, _ := cpuFloor(refSum, selfCPU()-refGen)
+	refSpent, refFloor, _ := refCPU.spent()
 	if err == nil {
 		for _, r := range refs {
 			if !everyProducerHasTopics(r.http, n, topics) {
@@ -169,7 +168,7 @@ func benchStormEverywhere(c config, refBin, raftBin string) error {
 	if err != nil {
 		return err
 	}
-	nodesCPU, nodesGen := cpuTimes(nodes), selfCPU()
+	nodesCPU := watchCPU(nodes...)
 	start = time.Now()
 	prods, err = storm(n, func(int) []string { return tcp }, 31000, lines)
 	ack := time.Since(start)
@@ -182,8 +181,7 @@ func benchStormEverywhere(c config, refBin, raftBin string) error {
 		return fmt.Errorf("storm registrations never held by every node")
 	}
 	all := time.Since(start)
-	nodesSpent, nodesSum := cpuSpent(nodes, nodesCPU)
-	floor, floorTime := cpuFloor(nodesSum, selfCPU()-nodesGen)
+	nodesSpent, floor, floorTime := nodesCPU.spent()
 	for _, nd := range nodes {
 		if !everyProducerHasTopics(nd.http, n, topics) {
 			return fmt.Errorf("%s holds every record but /nodes does not list them", nd.name)
