@@ -192,6 +192,80 @@ func TestOwnerLeaseExpiresAndNodeRecovers(t *testing.T) {
 	tc.waitProducers("t", "nsqd:4150", "n1", "n2", "n3")
 }
 
+// A node cut off for several seconds is sent entries again only when the
+// leader's Raft stops backing off (it doubles its wait after each failed
+// append, up to 10.24 s): after this partition, about 5 s after the heal.
+// The node learns its next incarnation from the leader's answer and renews
+// it at once, so the leader does not orphan the new incarnation during that
+// wait (its lease timeout here is 1.5 s), and the nsqd that reconnected
+// stays listed.
+func TestNewIncarnationOutlivesLaggingLog(t *testing.T) {
+	tc := newTestCluster(t)
+	// A grace long enough that the partition outlasts raft's 5.12 s step.
+	startThreeWith(tc, func(c *cluster.Config) { c.OrphanGrace = 5 * time.Second })
+	f := tc.follower()
+	sid := f.open(t, 4150)
+	f.register(t, sid, "t", "c")
+	tc.waitProducers("t", "nsqd:4150", "n1", "n2", "n3")
+
+	tc.partition(f.id)
+	var others []string
+	for _, id := range []string{"n1", "n2", "n3"} {
+		if id != f.id {
+			others = append(others, id)
+		}
+	}
+	waitFor(t, 10*time.Second, func() error {
+		if d := tc.debug(others[0], "topic:t:"); len(d) != 1 || !d[0].Orphaned {
+			return fmt.Errorf("%s: %+v, want the cut-off node's session orphaned", others[0], d)
+		}
+		return nil
+	})
+	tc.waitProducers("t", "", others...) // the grace passed: about 6.5 s cut off
+
+	healedAt := tc.leader().node.LastIndexForTest()
+	tc.reconnect(f.id)
+	// The leader answers the node's old batches as stale: it opens its
+	// next incarnation, and the nsqd reconnects.
+	var sid2 fsm.SessionID
+	waitFor(t, 10*time.Second, func() error {
+		sid2 = f.open(t, 4150)
+		if sid2.Incarnation <= sid.Incarnation {
+			f.node.CloseSession(sid2)
+			return fmt.Errorf("session %v of the old incarnation", sid2)
+		}
+		return nil
+	})
+	f.register(t, sid2, "t", "c")
+	tc.waitProducers("t", "nsqd:4150", others...)
+	// The node's own copy catches up once raft sends it entries again; by
+	// then the new incarnation has lived well past its lease timeout.
+	tc.waitProducers("t", "nsqd:4150", f.id)
+	l := tc.leader()
+	if o, ok := l.node.Registry().Owner(f.id); !ok || o.Expired || o.Incarnation != sid2.Incarnation {
+		t.Fatalf("the leader's record of %s: %+v; want incarnation %d, live", f.id, o, sid2.Incarnation)
+	}
+	// One incarnation opened since the heal, and none orphaned.
+	log, err := l.node.LogCommandsForTest(healedAt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opens, orphaned := 0, 0
+	for _, c := range log {
+		switch {
+		case c.Session.Owner != f.id:
+		case c.Op == fsm.OpOpenIncarnation:
+			opens++
+		case c.Op == fsm.OpOrphanLease:
+			orphaned++
+		}
+	}
+	if opens != 1 || orphaned != 0 {
+		t.Fatalf("since the heal the log opened %d incarnations of %s and orphaned %d; want 1 and 0", opens, f.id, orphaned)
+	}
+	tc.waitProducers("t", "nsqd:4150", "n1", "n2", "n3")
+}
+
 // A drained node's sessions are orphaned, not dropped: the nsqd re-dials
 // another node and registers again; once that session is settled (its
 // first PING replicated) it supersedes the orphan long before the grace.

@@ -2,8 +2,11 @@ package cluster
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/raftlookupd/raftlookupd/fsm"
 )
 
 // Hooks for the external tests (package cluster_test) into what no client
@@ -38,4 +41,25 @@ func (n *Node) CommandsForTest(from, to uint64) (int, error) {
 		}
 	}
 	return count, nil
+}
+
+// LogCommandsForTest decodes the state machine commands in the node's log
+// at indexes after from, up to and including its last index.
+func (n *Node) LogCommandsForTest(from uint64) ([]fsm.Command, error) {
+	var out []fsm.Command
+	var l raft.Log
+	for i := from + 1; i <= n.raft.LastIndex(); i++ {
+		if err := n.store.GetLog(i, &l); err != nil {
+			return nil, err
+		}
+		if l.Type != raft.LogCommand {
+			continue
+		}
+		c, err := fsm.Decode(l.Data)
+		if err != nil {
+			return nil, fmt.Errorf("entry %d: %w", i, err)
+		}
+		out = append(out, c)
+	}
+	return out, nil
 }

@@ -37,8 +37,18 @@ func newNonce() uint64 {
 	}
 }
 
-// openIncarnation proposes a new incarnation until the registry shows it,
-// and returns its number; 0 when ctx ends first.
+// openIncarnation proposes a new incarnation until the cluster has
+// committed it, and returns its number; 0 when ctx ends first.
+//
+// The number comes from the commit's answer, not from this node's copy of
+// the log. After a partition heals, the leader's Raft may wait up to ten
+// seconds before it sends this node entries again (hashicorp/raft backs off
+// a follower it failed to reach, doubling up to 10.24 s), while the leader
+// measures the new incarnation's lease from the moment it applied it. A node
+// that waited to apply its own open could not renew it meanwhile, and with a
+// lease timeout shorter than that wait the leader orphaned the new
+// incarnation too: the nsqds that had just re-registered vanished again
+// (found by the cluster test that cuts a node off past its lease, in CI).
 func (n *Node) openIncarnation(ctx context.Context) uint64 {
 	nonce := newNonce()
 	backoff := 10 * time.Millisecond
@@ -50,8 +60,11 @@ func (n *Node) openIncarnation(ctx context.Context) uint64 {
 		}
 		c := fsm.Command{Op: fsm.OpOpenIncarnation, Session: fsm.SessionID{Owner: n.cfg.NodeID},
 			Nonce: nonce, Time: time.Now().UnixNano(), Grace: int64(n.cfg.OrphanGrace)}
-		err := n.proposeOpen(ctx, c)
+		inc, err := n.proposeOpen(ctx, c)
 		if err == nil {
+			if inc != 0 {
+				return inc
+			}
 			continue // applied locally: the registry shows it now
 		}
 		if time.Since(start) > 5*time.Second && time.Since(warned) > 10*time.Second {
@@ -70,22 +83,27 @@ func (n *Node) openIncarnation(ctx context.Context) uint64 {
 }
 
 // proposeOpen commits an OpOpenIncarnation (on this node if it leads, else
-// through the leader's RPC) and waits until this node applied it.
-func (n *Node) proposeOpen(ctx context.Context, c fsm.Command) error {
+// through the leader's RPC) and returns the incarnation the commit answered.
+// A leader of an earlier version answers none (0): then it waits until this
+// node applied the entry, and the registry tells.
+func (n *Node) proposeOpen(ctx context.Context, c fsm.Command) (uint64, error) {
 	data, err := c.Encode()
 	if err != nil {
-		return err
+		return 0, err
 	}
 	res, err := n.applyLocal(data)
 	if errors.Is(err, raft.ErrNotLeader) {
 		_, err = n.callLeader(ctx, rpcOpen, data, &res)
 	}
 	if err != nil {
-		return err
+		return 0, err
+	}
+	if res.Incarnation != 0 {
+		return res.Incarnation, nil
 	}
 	wctx, cancel := context.WithTimeout(ctx, n.cfg.WriteTimeout)
 	defer cancel()
-	return n.fsm.waitApplied(wctx, res.Index)
+	return 0, n.fsm.waitApplied(wctx, res.Index)
 }
 
 // applyOpen commits an OpOpenIncarnation a member sent through the RPC.

@@ -50,6 +50,9 @@ const (
 type applyResult struct {
 	Index uint64  `json:"index"`
 	Codes []uint8 `json:"codes"`
+	// Incarnation answers an OpOpenIncarnation: the incarnation it opened
+	// (absent from a leader of an earlier version).
+	Incarnation uint64 `json:"incarnation,omitempty"`
 }
 
 func (r applyResult) errors() []error {

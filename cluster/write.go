@@ -79,11 +79,14 @@ func futureResult(f raft.ApplyFuture) (applyResult, error) {
 		return applyResult{}, err
 	}
 	res := applyResult{Index: f.Index()}
-	if errs, ok := f.Response().([]error); ok {
-		res.Codes = make([]uint8, len(errs))
-		for i, e := range errs {
+	switch r := f.Response().(type) {
+	case []error:
+		res.Codes = make([]uint8, len(r))
+		for i, e := range r {
 			res.Codes[i] = fsm.ResultCode(e)
 		}
+	case fsm.Opened:
+		res.Incarnation = uint64(r)
 	}
 	return res, nil
 }

@@ -27,8 +27,9 @@
 //     incarnation (older, or expired) are ignored, so a restarted or expired
 //     node can never resurrect its old sessions.
 //   - Incarnations are numbered by the cluster: OpOpenIncarnation's log
-//     index, never a clock. A node finds its number by the random nonce it
-//     proposed (Owner.Nonce). Only batches of an owner's live incarnation
+//     index, never a clock. Apply answers the open with that number
+//     (Opened), and a node also finds it by the random nonce it proposed
+//     (Owner.Nonce). Only batches of an owner's live incarnation
 //     apply, each sequence number once. Owners whose incarnation a lease
 //     renewal opened (logs written before OpOpenIncarnation) keep the older
 //     rules, so an existing log replays to the state it always gave.

@@ -48,8 +48,9 @@ const (
 	batchStale                  // of an incarnation that is not the owner's live one
 )
 
-// openIncarnation starts an owner's next incarnation, numbered by index.
-func (r *Registry) openIncarnation(index uint64, c *Command) {
+// openIncarnation starts an owner's next incarnation, numbered by index,
+// and returns the incarnation c's nonce opened.
+func (r *Registry) openIncarnation(index uint64, c *Command) Opened {
 	id := c.Session.Owner
 	o := r.owners[id]
 	switch {
@@ -57,7 +58,7 @@ func (r *Registry) openIncarnation(index uint64, c *Command) {
 		o = &owner{sessions: map[SessionID]*session{}}
 		r.owners[id] = o
 	case o.nonce == c.Nonce:
-		return // the same open, committed again by a retry
+		return Opened(o.inc) // the same open, committed again by a retry
 	case !o.expired:
 		// The previous process ended without a word (killed, or its
 		// lease has not lapsed yet): its nsqds are probably alive.
@@ -67,6 +68,7 @@ func (r *Registry) openIncarnation(index uint64, c *Command) {
 	o.renewedAt, o.renewIndex = c.Time, index
 	prev := r.batches[id]
 	r.batches[id] = batchMark{inc: index, prevInc: prev.inc, prevSeq: prev.seq}
+	return Opened(index)
 }
 
 // orphanSessions makes every live session of o an orphan until deadline.

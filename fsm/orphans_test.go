@@ -63,8 +63,9 @@ func sessionsAre(want ...SessionID) check {
 func TestOpenIncarnation(t *testing.T) {
 	runApplyCases(t, []applyCase{
 		{
-			name: "the incarnation is the entry's index; renewal index too",
-			cmds: []Command{renew("n0", 9, t0), openInc("n1", 11, ns(time.Second), grace)},
+			name:   "the incarnation is the entry's index; renewal index too; the open answers it",
+			result: Opened(2),
+			cmds:   []Command{renew("n0", 9, t0), openInc("n1", 11, ns(time.Second), grace)},
 			checks: []check{
 				ownerState("n1", Owner{Incarnation: 2, Nonce: 11, RenewedAt: ns(time.Second), RenewIndex: 2}),
 				orphansAre(nil),
@@ -81,8 +82,9 @@ func TestOpenIncarnation(t *testing.T) {
 			},
 		},
 		{
-			name: "the same nonce again (a retried open) changes nothing",
-			cmds: concat(orphanSetup(), []Command{openInc("n1", 11, ns(time.Second), grace)}),
+			name:   "the same nonce again (a retried open) changes nothing and answers the first open's incarnation",
+			result: Opened(1),
+			cmds:   concat(orphanSetup(), []Command{openInc("n1", 11, ns(time.Second), grace)}),
 			checks: []check{
 				ownerState("n1", Owner{Incarnation: 1, Nonce: 11, RenewedAt: t0, RenewIndex: 1, Sessions: 2}),
 				orphansAre(nil),
@@ -90,8 +92,9 @@ func TestOpenIncarnation(t *testing.T) {
 			},
 		},
 		{
-			name: "a new process orphans the live sessions until Time+Grace; they stay listed",
-			cmds: concat(orphanSetup(), []Command{openInc("n1", 12, ns(time.Second), grace)}),
+			name:   "a new process orphans the live sessions until Time+Grace; they stay listed",
+			result: Opened(6),
+			cmds:   concat(orphanSetup(), []Command{openInc("n1", 12, ns(time.Second), grace)}),
 			checks: []check{
 				ownerState("n1", Owner{Incarnation: 6, Nonce: 12, RenewedAt: ns(time.Second), RenewIndex: 6}),
 				orphansAre(map[SessionID]int64{o11: ns(36 * time.Second), o12: ns(36 * time.Second)}),
@@ -100,7 +103,8 @@ func TestOpenIncarnation(t *testing.T) {
 			},
 		},
 		{
-			name: "an open after the incarnation ended orphans nothing more",
+			name:   "an open after the incarnation ended orphans nothing more",
+			result: Opened(7),
 			cmds: concat(orphanSetup(), []Command{
 				orphanOwner("n1", 1, ns(time.Minute)),
 				openInc("n1", 12, ns(time.Second), grace),
@@ -120,8 +124,9 @@ func TestOpenIncarnation(t *testing.T) {
 			},
 		},
 		{
-			name: "a huge grace saturates instead of wrapping into the past",
-			cmds: concat(orphanSetup(), []Command{{Op: OpOpenIncarnation, Session: SessionID{Owner: "n1"}, Nonce: 12, Time: ns(0), Grace: 1<<63 - 1}}),
+			name:   "a huge grace saturates instead of wrapping into the past",
+			result: Opened(6),
+			cmds:   concat(orphanSetup(), []Command{{Op: OpOpenIncarnation, Session: SessionID{Owner: "n1"}, Nonce: 12, Time: ns(0), Grace: 1<<63 - 1}}),
 			checks: []check{
 				orphansAre(map[SessionID]int64{o11: 1<<63 - 1, o12: 1<<63 - 1}),
 			},

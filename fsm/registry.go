@@ -196,7 +196,7 @@ func (r *Registry) apply(index uint64, c *Command) any {
 			r.dropOrphansOf(s.peer.Identity())
 		}
 	case OpOpenIncarnation:
-		r.openIncarnation(index, c)
+		return r.openIncarnation(index, c)
 	case OpOrphanOwner, OpOrphanLease:
 		o := r.owners[c.Session.Owner]
 		if o == nil || o.inc != c.Session.Incarnation || o.expired {

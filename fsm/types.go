@@ -19,6 +19,14 @@ var (
 	ErrDuplicateBatch = errors.New("batch applied before; its results went to the first delivery")
 )
 
+// Opened is Apply's result for OpOpenIncarnation: the incarnation the
+// command's nonce opened, which is the log index of the entry that first
+// carried it (a retry committed again answers the same number). The node
+// that proposed it learns its incarnation from this answer, not from its own
+// copy of the log, which may trail the leader's for seconds after a
+// partition heals (cluster/incarnation.go).
+type Opened uint64
+
 // SessionID names one identified TCP connection cluster-wide: the node that owns
 // the connection, that node's incarnation (a new one per process start and per
 // lease expiry) and a sequence number the owner allocates.
