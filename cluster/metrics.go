@@ -41,7 +41,7 @@ func (n *Node) WriteMetrics(w *metrics.Writer) {
 	w.Gauge("raftlookupd_replication_queue_depth", "Commands waiting to be committed.", float64(n.queue.depth()))
 	w.Counter("raftlookupd_replication_batches_total", "Batches (log entries) committed by this node's queue.", n.metrics.batches.Value())
 	w.Counter("raftlookupd_replication_commands_total", "Commands committed by this node's queue.", n.metrics.commands.Value())
-	w.Histogram("raftlookupd_replication_commit_seconds", "Time from taking a batch to its local apply, retries included.", n.metrics.commitLatency)
+	w.Histogram("raftlookupd_replication_commit_seconds", "Time from taking a batch until it committed, retries included.", n.metrics.commitLatency)
 	w.Gauge("raftlookupd_owned_sessions", "TCP sessions this node owns.", float64(n.SessionCount()))
 	st := n.Registry().Stats()
 	w.Gauge("raftlookupd_registry_sessions", "Sessions in the replicated registry (all nodes).", float64(st.Sessions))

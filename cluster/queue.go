@@ -57,9 +57,15 @@ type queueConfig struct {
 	maxBatch int
 	maxQueue int
 	// commit makes one attempt to commit an encoded batch (incarnation inc,
-	// sequence seq); with waitLocal it returns once the batch is applied on
-	// this node.
-	commit func(ctx context.Context, inc, seq uint64, data []byte, waitLocal bool) ([]error, error)
+	// sequence seq) and returns the results and the entry's log index.
+	commit func(ctx context.Context, inc, seq uint64, data []byte) ([]error, uint64, error)
+	// applied waits until this node applied the entry at index (nil: no
+	// wait). A command someone waits for (an HTTP mutation, so its client
+	// reads its own write here) is answered only then; the queue itself
+	// does not wait, so a node whose copy of the log trails the leader's
+	// (raft sends a healed follower entries again only after its backoff,
+	// up to 10.24 s) keeps committing its sessions and lease renewals.
+	applied func(ctx context.Context, index uint64) error
 	// window is how many batches may be in flight at once (default 4).
 	window int
 	// refused is told the sessions of a batch the leader refused for good;
@@ -215,6 +221,7 @@ type flight struct {
 	seq     uint64
 	data    []byte
 	waiting bool
+	index   uint64
 	start   time.Time
 	done    chan struct{}
 	results []error
@@ -241,7 +248,7 @@ func (q *queue) launch(ctx context.Context) *flight {
 			// number is used.
 			f.err = fmt.Errorf("%w: %v", wire.ErrBadRequest, err)
 			close(f.done)
-			q.finish(f)
+			q.finish(ctx, f)
 			continue
 		}
 		if f.seq = q.nextSeq(inc); f.seq != seq {
@@ -252,7 +259,7 @@ func (q *queue) launch(ctx context.Context) *flight {
 		f.data = data
 		go func() {
 			defer close(f.done)
-			f.results, f.err = q.cfg.commit(ctx, f.inc, f.seq, f.data, f.waiting)
+			f.results, f.index, f.err = q.cfg.commit(ctx, f.inc, f.seq, f.data)
 		}()
 		return f
 	}
@@ -293,7 +300,7 @@ func (q *queue) run(ctx context.Context) {
 		case <-q.wake:
 			continue // more to launch, if the window has room
 		case <-ctx.Done():
-			q.shutdown(flights)
+			q.shutdown(ctx, flights)
 			return
 		}
 		if f.err != nil && !refusedForGood(f.err) {
@@ -302,19 +309,19 @@ func (q *queue) run(ctx context.Context) {
 			for i, g := range flights {
 				<-g.done
 				if g.err != nil && !refusedForGood(g.err) {
-					g.results, g.err = q.commitRetrying(ctx, g)
+					g.results, g.index, g.err = q.commitRetrying(ctx, g)
 				}
 				if g.err != nil && !refusedForGood(g.err) {
 					// Shutting down: this batch and every one after it.
-					q.shutdown(flights[i:])
+					q.shutdown(ctx, flights[i:])
 					return
 				}
-				q.finish(g)
+				q.finish(ctx, g)
 			}
 			flights = nil
 			continue
 		}
-		q.finish(f)
+		q.finish(ctx, f)
 		flights = flights[1:]
 	}
 }
@@ -324,20 +331,21 @@ func (q *queue) run(ctx context.Context) {
 // attempt ended keeps its answer; one that did not get one is answered
 // wire.ErrShutdown. Every waiter gets a result: before, a batch behind one
 // that failed as the node shut down was left unanswered.
-func (q *queue) shutdown(flights []*flight) {
+func (q *queue) shutdown(ctx context.Context, flights []*flight) {
 	for _, g := range flights {
 		<-g.done
 		if g.err != nil && !refusedForGood(g.err) {
 			g.results, g.err = nil, wire.ErrShutdown
 		}
-		q.finish(g)
+		q.finish(ctx, g)
 	}
 	q.failAll(wire.ErrShutdown)
 }
 
-// finish settles one batch: metrics, the waiting commands' results, and
-// what a refusal or a stale answer means for the node.
-func (q *queue) finish(f *flight) {
+// finish settles one batch: metrics, the waiting commands' results (once
+// the batch is applied on this node), and what a refusal or a stale answer
+// means for the node.
+func (q *queue) finish(ctx context.Context, f *flight) {
 	switch {
 	case f.err == nil:
 		if len(f.results) > 0 && errors.Is(f.results[0], fsm.ErrStaleIncarnation) && q.cfg.stale != nil {
@@ -359,13 +367,32 @@ func (q *queue) finish(f *flight) {
 		q.lastCommit = time.Now()
 	}
 	q.mu.Unlock()
+	if !f.waiting {
+		return
+	}
+	if f.err != nil || q.cfg.applied == nil {
+		answer(f, f.err)
+		return
+	}
+	go func() {
+		if err := q.cfg.applied(ctx, f.index); err != nil {
+			answer(f, fmt.Errorf("%w: committed at %d, not yet applied on this node: %v", wire.ErrShutdown, f.index, err))
+			return
+		}
+		answer(f, nil)
+	}()
+}
+
+// answer sends each waiting command of f its result: err for all of them,
+// else its own.
+func answer(f *flight, err error) {
 	for i, done := range f.dones {
 		if done == nil {
 			continue
 		}
 		switch {
-		case f.err != nil:
-			done <- f.err
+		case err != nil:
+			done <- err
 		case i < len(f.results):
 			done <- f.results[i]
 		default:
@@ -415,16 +442,16 @@ func (q *queue) failAll(err error) {
 // commitRetrying retries one batch until it commits, the leader refuses it
 // for good, or ctx ends. A retry after an ambiguous failure may commit the
 // batch twice; the state machine applies a batch sequence number once.
-func (q *queue) commitRetrying(ctx context.Context, f *flight) ([]error, error) {
+func (q *queue) commitRetrying(ctx context.Context, f *flight) ([]error, uint64, error) {
 	backoff := 5 * time.Millisecond
 	start, warned := time.Now(), time.Time{}
 	for attempt := 0; ; attempt++ {
-		results, err := q.cfg.commit(ctx, f.inc, f.seq, f.data, f.waiting)
+		results, index, err := q.cfg.commit(ctx, f.inc, f.seq, f.data)
 		if err == nil || refusedForGood(err) {
-			return results, err
+			return results, index, err
 		}
 		if ctx.Err() != nil {
-			return nil, wire.ErrShutdown
+			return nil, 0, wire.ErrShutdown
 		}
 		// An election takes a fraction of a second (a fresh single node
 		// elects itself while its first batch waits): warn only when
@@ -438,7 +465,7 @@ func (q *queue) commitRetrying(ctx context.Context, f *flight) ([]error, error) 
 		select {
 		case <-time.After(backoff):
 		case <-ctx.Done():
-			return nil, wire.ErrShutdown
+			return nil, 0, wire.ErrShutdown
 		}
 		backoff = min(backoff*2, q.cfg.retryCap)
 	}

@@ -25,21 +25,21 @@ type fakeLeader struct {
 	attempts int
 }
 
-func (f *fakeLeader) commit(_ context.Context, _, _ uint64, data []byte, _ bool) ([]error, error) {
+func (f *fakeLeader) commit(_ context.Context, _, _ uint64, data []byte) ([]error, uint64, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.attempts++
 	if len(f.failures) > 0 {
 		err := f.failures[0]
 		f.failures = f.failures[1:]
-		return nil, err
+		return nil, 0, err
 	}
 	c, err := fsm.Decode(data)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	f.batches = append(f.batches, c)
-	return make([]error, len(c.Batch)), nil
+	return make([]error, len(c.Batch)), uint64(len(f.batches)), nil
 }
 
 // topics lists the committed commands' topics in batch sequence order:
@@ -186,9 +186,9 @@ func TestQueueRefusesInvalidAndFull(t *testing.T) {
 func TestQueueShutdownFailsWaiters(t *testing.T) {
 	block := make(chan struct{})
 	q := newQueue(queueConfig{origin: "n1", maxBatch: 1, maxQueue: 10, retryCap: time.Millisecond,
-		commit: func(ctx context.Context, _, _ uint64, _ []byte, _ bool) ([]error, error) {
+		commit: func(ctx context.Context, _, _ uint64, _ []byte) ([]error, uint64, error) {
 			<-block
-			return nil, wire.ErrNoLeader
+			return nil, 0, wire.ErrNoLeader
 		}})
 	q.setIncarnation(1)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -245,5 +245,59 @@ func TestQueueingACommandAllocatesNoCommand(t *testing.T) {
 		}
 	}); allocs > 0.1 {
 		t.Fatalf("%.2f allocations per queued command, want well below 1 (only the queue's slices grow)", allocs)
+	}
+}
+
+// A command someone waits for is answered once its batch is applied on this
+// node, but the queue does not wait for that: while this node's copy of the
+// log trails the leader's (after a partition raft sends it entries again
+// only after its backoff), later batches, lease renewals among them, keep
+// committing. Before, the batch waited inside its commit, and once the
+// window filled behind it nothing more was sent.
+func TestQueueDoesNotWaitForLocalApply(t *testing.T) {
+	f := &fakeLeader{}
+	release := make(chan struct{})
+	var appliedAsked sync.Once
+	asked := make(chan uint64, 1)
+	q := newQueue(queueConfig{origin: "n1", maxBatch: 10, maxQueue: 100, commit: f.commit, retryCap: time.Millisecond,
+		applied: func(ctx context.Context, index uint64) error {
+			appliedAsked.Do(func() { asked <- index })
+			select {
+			case <-release:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}})
+	q.setIncarnation(7)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { q.run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	write := q.enqueueWait(create("http-write"))
+	// Far more batches than the window, one at a time, nobody waiting.
+	for i := range 20 {
+		q.enqueue(create(fmt.Sprintf("r%02d", i)))
+		want := i + 2
+		deadline := time.Now().Add(10 * time.Second)
+		for len(f.topics()) < want {
+			if time.Now().After(deadline) {
+				t.Fatalf("batch %d not committed while a waiting command's batch awaits its local apply: %v", i, f.topics())
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	if index := <-asked; index != 1 {
+		t.Fatalf("waited for the apply of index %d, want 1 (the waiting command's entry)", index)
+	}
+	select {
+	case err := <-write:
+		t.Fatalf("the waiting command was answered (%v) before this node applied its batch", err)
+	default:
+	}
+	close(release)
+	if err := waitErr(t, write); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -18,26 +18,19 @@ var errNoLeaderKnown = fmt.Errorf("%w: no leader known", wire.ErrNoLeader)
 
 // commitBatch makes one attempt to commit an encoded batch (incarnation
 // inc, sequence seq of this node): through this node's Raft if it leads,
-// else forwarded to the leader's RPC. With waitLocal it then waits until this
-// node applied it, so an HTTP client reads its own write from this node. TCP
-// commands do not wait. Several batches may be in flight; the leader
+// else forwarded to the leader's RPC. It returns the results and the
+// entry's index; whoever waits to read its own write waits for that index
+// (the queue's applied). Several batches may be in flight; the leader
 // proposes them in sequence order (sequencer.go).
-func (n *Node) commitBatch(ctx context.Context, inc, seq uint64, data []byte, waitLocal bool) ([]error, error) {
+func (n *Node) commitBatch(ctx context.Context, inc, seq uint64, data []byte) ([]error, uint64, error) {
 	res, err := n.applySequenced(ctx, n.cfg.NodeID, inc, seq, data)
 	if errors.Is(err, raft.ErrNotLeader) {
 		res, err = n.forwardBatch(ctx, data)
 	}
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	if waitLocal {
-		wctx, cancel := context.WithTimeout(ctx, n.cfg.WriteTimeout)
-		defer cancel()
-		if err := n.fsm.waitApplied(wctx, res.Index); err != nil {
-			return nil, fmt.Errorf("wait for local apply of %d: %w", res.Index, err)
-		}
-	}
-	return res.errors(), nil
+	return res.errors(), res.Index, nil
 }
 
 // applySequenced proposes a batch through this node's Raft in its origin's

@@ -122,16 +122,16 @@ func TestMemberIPs(t *testing.T) {
 // before, a channel delete's result is unknown (503, outcome unknown), while
 // commands whose result is always nil succeed.
 func TestProposeOnDuplicateBatch(t *testing.T) {
-	dup := func(_ context.Context, _, _ uint64, data []byte, _ bool) ([]error, error) {
+	dup := func(_ context.Context, _, _ uint64, data []byte) ([]error, uint64, error) {
 		c, err := fsm.Decode(data)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		res := make([]error, len(c.Batch))
 		for i := range res {
 			res[i] = fsm.ErrDuplicateBatch
 		}
-		return res, nil
+		return res, 1, nil
 	}
 	q := newQueue(queueConfig{origin: "n1", maxBatch: 10, maxQueue: 10, commit: dup})
 	q.setIncarnation(3)
