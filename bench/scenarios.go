@@ -542,19 +542,23 @@ func scrape(host string, names ...string) string {
 // roundRobin runs the /lookup load against each host in turn, rounds
 // times, in a rotating order, adding each turn's rate (averaged) and
 // failures.
+// lookupTargets names roundRobin's hosts, in order.
+var lookupTargets = [4]string{"ceiling", "nsqlookupd", "raftlookupd", "distinct-body ceiling"}
+
 func roundRobin(c config, f *proc, hosts []string, rounds, topics int, rates *[4]float64, fails *[4]int64) {
 	slice := c.duration / time.Duration(rounds)
 	for r := range rounds {
 		for k := range hosts {
 			i := (r + k) % len(hosts)
 			var stop func()
-			if i == 2 && r == 0 {
+			if i == 2 && r == rounds-1 {
 				stop = profileDuring(c, f, fmt.Sprintf("lookup-%d", producersPerRun*topics*2), slice)
 			}
 			rate, failed := lookupLoad(hosts[i], "t", topics, c.clients, slice)
 			if stop != nil {
 				stop()
 			}
+			fmt.Fprintf(os.Stderr, "lookup %d registrations, round %d, %s: %.0f req/s\n", producersPerRun*topics*2, r+1, lookupTargets[i], rate)
 			rates[i] += rate / float64(rounds)
 			fails[i] += failed
 		}
