@@ -102,6 +102,11 @@ func (r *Registry) MemoBytes() int64 { return r.memoBytes.Load() }
 // have changed: a stamp taken before no longer matches, and the memo goes.
 func (r *Registry) changed(t *topic) {
 	t.version++
+	r.dropMemo(t)
+}
+
+// dropMemo forgets t's remembered answer, if any, and its bytes.
+func (r *Registry) dropMemo(t *topic) {
 	if old := t.memo.Swap(nil); old != nil {
 		r.memoBytes.Add(-int64(len(old.body)))
 	}
@@ -127,9 +132,7 @@ func (r *Registry) touched(t *topic, before int64) {
 	if m.stamp.until <= satAdd(satAdd(before, m.stamp.inactive), 1) {
 		return
 	}
-	if old := t.memo.Swap(nil); old != nil {
-		r.memoBytes.Add(-int64(len(old.body)))
-	}
+	r.dropMemo(t)
 }
 
 // narrow shrinks the window around now to exclude boundary b: a predicate
