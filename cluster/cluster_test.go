@@ -109,12 +109,7 @@ func TestLeaderLossKeepsReadsAndWrites(t *testing.T) {
 	tc := newTestCluster(t)
 	tc.startThree()
 	old := tc.leader()
-	var survivors []string
-	for _, id := range []string{"n1", "n2", "n3"} {
-		if id != old.id {
-			survivors = append(survivors, id)
-		}
-	}
+	survivors := othersThan(old.id)
 	f := tc.node(survivors[0])
 	sid := f.open(t, 4150)
 	f.register(t, sid, "before", "")
@@ -152,20 +147,7 @@ func TestOwnerLeaseExpiresAndNodeRecovers(t *testing.T) {
 	f.register(t, sid, "t", "c")
 	tc.waitProducers("t", "nsqd:4150", "n1", "n2", "n3")
 
-	tc.partition(f.id)
-	var others []string
-	for _, id := range []string{"n1", "n2", "n3"} {
-		if id != f.id {
-			others = append(others, id)
-		}
-	}
-	waitFor(t, 10*time.Second, func() error {
-		if d := tc.debug(others[0], "topic:t:"); len(d) != 1 || !d[0].Orphaned {
-			return fmt.Errorf("%s: %+v, want the cut-off node's session orphaned", others[0], d)
-		}
-		return nil
-	})
-	tc.waitProducers("t", "", others...)
+	tc.cutOffPastLease(f, "t")
 
 	tc.reconnect(f.id)
 	select {
@@ -177,17 +159,7 @@ func TestOwnerLeaseExpiresAndNodeRecovers(t *testing.T) {
 		t.Fatalf("old session after expiry: %v, want wire.ErrSessionGone", err)
 	}
 	// nsqd reconnects: a session of the next incarnation is listed again.
-	// (Right after the partition heals the node may accept a session
-	// before it learns its incarnation ended; it closes it at once.)
-	var sid2 fsm.SessionID
-	waitFor(t, 10*time.Second, func() error {
-		sid2 = f.open(t, 4150)
-		if sid2.Incarnation <= sid.Incarnation {
-			f.node.CloseSession(sid2)
-			return fmt.Errorf("session %v of the old incarnation", sid2)
-		}
-		return nil
-	})
+	sid2 := f.reopen(t, 4150, sid)
 	f.register(t, sid2, "t", "c")
 	tc.waitProducers("t", "nsqd:4150", "n1", "n2", "n3")
 }
@@ -208,34 +180,13 @@ func TestNewIncarnationOutlivesLaggingLog(t *testing.T) {
 	f.register(t, sid, "t", "c")
 	tc.waitProducers("t", "nsqd:4150", "n1", "n2", "n3")
 
-	tc.partition(f.id)
-	var others []string
-	for _, id := range []string{"n1", "n2", "n3"} {
-		if id != f.id {
-			others = append(others, id)
-		}
-	}
-	waitFor(t, 10*time.Second, func() error {
-		if d := tc.debug(others[0], "topic:t:"); len(d) != 1 || !d[0].Orphaned {
-			return fmt.Errorf("%s: %+v, want the cut-off node's session orphaned", others[0], d)
-		}
-		return nil
-	})
-	tc.waitProducers("t", "", others...) // the grace passed: about 6.5 s cut off
+	others := tc.cutOffPastLease(f, "t") // the grace passed: about 6.5 s cut off
 
 	healedAt := tc.leader().node.LastIndexForTest()
 	tc.reconnect(f.id)
 	// The leader answers the node's old batches as stale: it opens its
 	// next incarnation, and the nsqd reconnects.
-	var sid2 fsm.SessionID
-	waitFor(t, 10*time.Second, func() error {
-		sid2 = f.open(t, 4150)
-		if sid2.Incarnation <= sid.Incarnation {
-			f.node.CloseSession(sid2)
-			return fmt.Errorf("session %v of the old incarnation", sid2)
-		}
-		return nil
-	})
+	sid2 := f.reopen(t, 4150, sid)
 	f.register(t, sid2, "t", "c")
 	tc.waitProducers("t", "nsqd:4150", others...)
 	// The node's own copy catches up once raft sends it entries again; by

@@ -261,6 +261,51 @@ func (tc *testCluster) waitProducers(topic, want string, ids ...string) {
 	})
 }
 
+// othersThan lists n1..n3 but id.
+func othersThan(id string) []string {
+	var out []string
+	for _, o := range []string{"n1", "n2", "n3"} {
+		if o != id {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+// cutOffPastLease partitions node f, holding one session registered for
+// topic, until the others orphaned that session and dropped it after the
+// grace; it returns the others.
+func (tc *testCluster) cutOffPastLease(f *testNode, topic string) []string {
+	tc.t.Helper()
+	tc.partition(f.id)
+	others := othersThan(f.id)
+	waitFor(tc.t, 10*time.Second, func() error {
+		if d := tc.debug(others[0], "topic:"+topic+":"); len(d) != 1 || !d[0].Orphaned {
+			return fmt.Errorf("%s: %+v, want the cut-off node's session orphaned", others[0], d)
+		}
+		return nil
+	})
+	tc.waitProducers(topic, "", others...)
+	return others
+}
+
+// reopen opens a session for an nsqd at port on node n under an incarnation
+// after old's: right after a partition heals the node may accept a session
+// before it learns its incarnation ended (it closes it at once).
+func (n *testNode) reopen(t *testing.T, port int, old fsm.SessionID) fsm.SessionID {
+	t.Helper()
+	var id fsm.SessionID
+	waitFor(t, 10*time.Second, func() error {
+		id = n.open(t, port)
+		if id.Incarnation <= old.Incarnation {
+			n.node.CloseSession(id)
+			return fmt.Errorf("session %v of the old incarnation", id)
+		}
+		return nil
+	})
+	return id
+}
+
 // raftAddr is node id's address on the in-memory transport.
 func raftAddr(id string) string { return id + ":7000" }
 

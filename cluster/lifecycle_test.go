@@ -221,12 +221,7 @@ func TestProposeSurvivesIncarnationEnd(t *testing.T) {
 		done <- f.node.Propose(ctx, fsm.Command{Op: fsm.OpCreateTopic, Topic: "through_the_gap"})
 	}()
 	// Cut off past the lease timeout: the leader orphans f's incarnation.
-	var others []string
-	for _, id := range []string{"n1", "n2", "n3"} {
-		if id != f.id {
-			others = append(others, id)
-		}
-	}
+	others := othersThan(f.id)
 	waitFor(t, 10*time.Second, func() error {
 		o, ok := tc.node(others[0]).node.Registry().Owner(f.id)
 		if !ok || !o.Expired {
