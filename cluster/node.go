@@ -350,7 +350,9 @@ func (n *Node) tlsOn() bool { return n.tls != nil }
 func (n *Node) Shutdown(ctx context.Context) error {
 	n.shutOnce.Do(func() {
 		n.cancel()
-		n.rpc.shutdown(ctx)
+		if err := n.rpc.shutdown(ctx); err != nil {
+			n.logger.Warn("node-to-node requests cut at shutdown", "error", err)
+		}
 		done := make(chan struct{})
 		go func() { n.wg.Wait(); close(done) }()
 		select {

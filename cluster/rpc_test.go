@@ -2,12 +2,14 @@ package cluster
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -79,4 +81,39 @@ func TestRPCRefusesBeforeReading(t *testing.T) {
 			t.Errorf("GET %s on the RPC: %d, want 404", target, w.Code)
 		}
 	}
+}
+
+// TestRPCShutdownClosesSilentConnections: a member's connection that has
+// sent no request yet does not hold a stopping node up. net/http alone
+// waits five seconds for one; a drained node then lingered that long
+// before it exited.
+func TestRPCShutdownClosesSilentConnections(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newRPCServer(&Node{}, ln, hclog.NewNullLogger())
+	served := make(chan struct{})
+	go func() { s.serve(); close(served) }()
+
+	silent, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	// Connections are accepted in order: once a later one is answered,
+	// the silent one is open on the server.
+	resp, err := http.Get("http://" + ln.Addr().String() + "/no-such-path")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	http.DefaultClient.CloseIdleConnections()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if err := s.shutdown(ctx); err != nil {
+		t.Fatalf("shutdown with a silent connection open: %v, want nil", err)
+	}
+	<-served
 }

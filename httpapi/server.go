@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/raftlookupd/raftlookupd/internal/graceful"
 	"github.com/raftlookupd/raftlookupd/internal/metrics"
 )
 
@@ -41,6 +42,7 @@ type Server struct {
 	logger  hclog.Logger
 	ln      net.Listener
 	srv     *http.Server
+	conns   *graceful.Conns
 	handler http.Handler
 	reads   map[string]*readMetrics
 	// readHeaders caches the read headers' values (consistency.go).
@@ -88,6 +90,7 @@ func New(cfg Config, reg Registry, cl Cluster, logger hclog.Logger) (*Server, er
 			ForceLevel: hclog.Debug,
 		}),
 	}
+	s.conns = graceful.Track(s.srv)
 	return s, nil
 }
 
@@ -108,12 +111,12 @@ func (s *Server) Serve() error {
 	return fmt.Errorf("httpapi: serve: %w", err)
 }
 
-// Shutdown stops accepting, closes idle connections and waits for active
-// requests until ctx ends; then it closes the connections still open and
-// returns ctx's error. It may be called more than once, and before or
-// without Serve.
+// Shutdown stops accepting, closes idle connections and those that have not
+// sent a request, and waits for active requests until ctx ends; then it
+// closes the connections still open and returns ctx's error. It may be
+// called more than once, and before or without Serve.
 func (s *Server) Shutdown(ctx context.Context) error {
-	err := s.srv.Shutdown(ctx)
+	err := s.conns.Shutdown(ctx, s.srv)
 	if err != nil {
 		// Handlers still running end on their own within WriteTimeout; their
 		// connections need not outlive the deadline.
