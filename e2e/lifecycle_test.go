@@ -76,8 +76,12 @@ func TestSIGTERMHandsLeadershipOver(t *testing.T) {
 	p.Register(t, topic, "")
 	waitFor(t, registerTimeout, lifecycleListed(c.Nodes, topic, 1))
 
+	// The drain stamps the orphans' deadline after the signal, so time is
+	// measured from the signal: the exit may come later (it waits for
+	// requests in progress).
+	signalled := time.Now()
 	leader.Term() // fails the test unless the process exits with status 0
-	exited := time.Now()
+	stopped := time.Since(signalled)
 
 	// Leadership was handed over: the drain's transfer succeeded before the
 	// process exited, and the survivors agree on one of themselves.
@@ -90,17 +94,18 @@ func TestSIGTERMHandsLeadershipOver(t *testing.T) {
 	}
 
 	// A lookupd's own stop never hides a live nsqd: still listed now...
-	if err := lifecycleListed(survivors, topic, 1)(); err != nil && time.Since(exited) < grace {
+	asked := time.Since(signalled)
+	if err := lifecycleListed(survivors, topic, 1)(); err != nil && asked < grace {
 		t.Errorf("right after SIGTERM (within the orphan grace): %v", err)
 	}
 	// ...and gone once the grace passed (this test's producer never
 	// re-dials), far sooner than the lease timeout.
 	waitFor(t, grace+10*time.Second, func() error { return lifecycleListed(survivors, topic, 0)() })
-	if gone := time.Since(exited); gone < grace {
+	if gone := time.Since(signalled); gone < grace {
 		t.Errorf("orphan gone %v after SIGTERM, before its grace %v", gone, grace)
 	}
-	t.Logf("SIGTERM of leader %s: %s leads; its producer orphaned, gone from the survivors %dms after exit (grace %v, lease timeout %v)",
-		leader.ID, next.ID, haMillis(time.Since(exited)), grace, leaseTimeout)
+	t.Logf("SIGTERM of leader %s: exited after %dms, %s leads; its producer orphaned, gone from the survivors %dms after the signal (grace %v, lease timeout %v)",
+		leader.ID, haMillis(stopped), next.ID, haMillis(time.Since(signalled)), grace, leaseTimeout)
 
 	// Still a member while stopped, and back without a join.
 	for _, n := range survivors {
