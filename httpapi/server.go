@@ -79,7 +79,7 @@ func New(cfg Config, reg Registry, cl Cluster, logger hclog.Logger) (*Server, er
 			return nil, fmt.Errorf("httpapi: listen on %s: %w", cfg.Address, err)
 		}
 	}
-	s.ln = ln
+	s.ln = newCoarseListener(ln)
 	s.srv = &http.Server{
 		Handler:           s.handler,
 		ReadHeaderTimeout: readHeaderTimeout,
