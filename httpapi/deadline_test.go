@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"errors"
 	"net"
 	"os"
@@ -157,5 +158,66 @@ func TestCoarseCloseMakesDeadlinesExact(t *testing.T) {
 	c.Close()
 	if len(l.snapshot()) != 0 {
 		t.Fatal("a closed connection is still tracked")
+	}
+}
+
+// The server's timeouts still hold through the coarse deadlines: a client
+// that trickles its headers is cut off once the header timeout passed, and
+// an idle keep-alive connection once the idle timeout passed, neither
+// sooner. The timeouts are shortened here (10 s and 5 min in production).
+func TestServerTimeoutsThroughCoarseDeadlines(t *testing.T) {
+	reg := newFakeRegistry()
+	cfg := DefaultConfig()
+	cfg.Address = "127.0.0.1:0"
+	s, err := New(cfg, reg, newFakeCluster(reg), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const header, idle = 1500 * time.Millisecond, 2 * time.Second
+	s.srv.ReadHeaderTimeout, s.srv.IdleTimeout = header, idle
+	go s.Serve()
+	t.Cleanup(func() { s.Shutdown(context.Background()) })
+	addr := s.Addr().String()
+
+	// closedAfter waits until the server closes conn and says how long
+	// after start that was.
+	closedAfter := func(conn net.Conn, start time.Time) time.Duration {
+		t.Helper()
+		conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+		buf := make([]byte, 4096)
+		for {
+			if _, err := conn.Read(buf); err != nil {
+				if errors.Is(err, os.ErrDeadlineExceeded) {
+					t.Fatal("the server kept the connection open for 20s")
+				}
+				return time.Since(start)
+			}
+		}
+	}
+
+	trickle, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer trickle.Close()
+	start := time.Now()
+	if _, err := trickle.Write([]byte("GET /ping HTTP/1.1\r\nHost: x\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	if d := closedAfter(trickle, start); d < header {
+		t.Errorf("a trickling client was cut off after %v, before the header timeout %v", d, header)
+	}
+
+	idler, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idler.Close()
+	if _, err := idler.Write([]byte("GET /ping HTTP/1.1\r\nHost: x\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	answered := time.Now()
+	if d := closedAfter(idler, answered); d < idle {
+		t.Errorf("an idle keep-alive connection was closed after %v, before the idle timeout %v", d, idle)
 	}
 }
