@@ -101,9 +101,7 @@ func (n *Node) proposeOpen(ctx context.Context, c fsm.Command) (uint64, error) {
 	if res.Incarnation != 0 {
 		return res.Incarnation, nil
 	}
-	wctx, cancel := context.WithTimeout(ctx, n.cfg.WriteTimeout)
-	defer cancel()
-	return 0, n.fsm.waitApplied(wctx, res.Index)
+	return 0, n.waitLocal(ctx, res.Index)
 }
 
 // applyOpen commits an OpOpenIncarnation a member sent through the RPC.

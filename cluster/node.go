@@ -256,7 +256,7 @@ func New(cfg Config, logger hclog.Logger) (n *Node, err error) {
 		maxBatch: cfg.MaxBatch,
 		maxQueue: cfg.MaxQueue,
 		commit:   n.commitBatch,
-		applied:  n.fsm.waitApplied,
+		applied:  n.waitLocal,
 		refused:  func(ids []fsm.SessionID) { n.sessions.refused(ids) },
 		stale:    func(inc uint64) { n.endIncarnation(inc, leaseLapsed) },
 		metrics:  &n.metrics,

@@ -59,8 +59,8 @@ type queueConfig struct {
 	// commit makes one attempt to commit an encoded batch (incarnation inc,
 	// sequence seq) and returns the results and the entry's log index.
 	commit func(ctx context.Context, inc, seq uint64, data []byte) ([]error, uint64, error)
-	// applied waits until this node applied the entry at index (nil: no
-	// wait). A command someone waits for (an HTTP mutation, so its client
+	// applied waits until this node applied the entry at index, bounded by
+	// the write timeout (nil: no wait). A command someone waits for (an HTTP mutation, so its client
 	// reads its own write here) is answered only then; the queue itself
 	// does not wait, so a node whose copy of the log trails the leader's
 	// (raft sends a healed follower entries again only after its backoff,

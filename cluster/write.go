@@ -33,6 +33,14 @@ func (n *Node) commitBatch(ctx context.Context, inc, seq uint64, data []byte) ([
 	return res.errors(), res.Index, nil
 }
 
+// waitLocal waits until this node applied the entry at index, for at most
+// -write-timeout: what a client that reads its own write here waits for.
+func (n *Node) waitLocal(ctx context.Context, index uint64) error {
+	wctx, cancel := context.WithTimeout(ctx, n.cfg.WriteTimeout)
+	defer cancel()
+	return n.fsm.waitApplied(wctx, index)
+}
+
 // applySequenced proposes a batch through this node's Raft in its origin's
 // sequence order; raft.ErrNotLeader when a follower.
 func (n *Node) applySequenced(ctx context.Context, origin string, inc, seq uint64, data []byte) (applyResult, error) {
