@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"context"
 	"errors"
 	"net"
 	"os"
@@ -174,9 +173,8 @@ func TestServerTimeoutsThroughCoarseDeadlines(t *testing.T) {
 		t.Fatal(err)
 	}
 	const header, idle = 1500 * time.Millisecond, 2 * time.Second
-	s.srv.ReadHeaderTimeout, s.srv.IdleTimeout = header, idle
-	go s.Serve()
-	t.Cleanup(func() { s.Shutdown(context.Background()) })
+	s.srv.ReadHeaderTimeout, s.srv.IdleTimeout = header, idle // before Serve
+	newServeEnv(t, s)
 	addr := s.Addr().String()
 
 	// closedAfter waits until the server closes conn and says how long
