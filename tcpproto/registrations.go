@@ -9,8 +9,8 @@ package tcpproto
 // adds both, UNREGISTER of a channel keeps the topic, and UNREGISTER of a
 // topic drops its channels too.
 type registrations struct {
-	topics map[string]map[string]struct{} // topic -> channels
-	count  int                            // topics plus channels
+	topics map[string]channelSet
+	count  int // topics plus channels
 }
 
 // added is how many new keys REGISTER topic [channel] would create.
@@ -20,35 +20,27 @@ func (r *registrations) added(topic, channel string) int {
 	if !ok {
 		n++
 	}
-	if channel != "" {
-		if _, ok := chans[channel]; !ok {
-			n++
-		}
+	if channel != "" && !chans.has(channel) {
+		n++
 	}
 	return n
 }
 
 func (r *registrations) register(topic, channel string) {
 	if r.topics == nil {
-		r.topics = make(map[string]map[string]struct{})
+		r.topics = make(map[string]channelSet)
 	}
 	chans, ok := r.topics[topic]
-	if !ok {
-		r.topics[topic] = nil
+	added := channel != "" && chans.add(channel)
+	if added {
 		r.count++
 	}
-	if channel == "" {
-		return
+	if !ok {
+		r.count++
 	}
-	if _, ok := chans[channel]; ok {
-		return
-	}
-	if chans == nil {
-		chans = make(map[string]struct{})
+	if added || !ok {
 		r.topics[topic] = chans
 	}
-	chans[channel] = struct{}{}
-	r.count++
 }
 
 func (r *registrations) unregister(topic, channel string) {
@@ -57,12 +49,87 @@ func (r *registrations) unregister(topic, channel string) {
 		return
 	}
 	if channel != "" {
-		if _, ok := chans[channel]; ok {
-			delete(chans, channel)
+		if chans.remove(channel) {
 			r.count--
+			r.topics[topic] = chans
 		}
 		return
 	}
-	r.count -= 1 + len(chans)
+	r.count -= 1 + chans.len()
 	delete(r.topics, topic)
+}
+
+// fewChannels is how many channels a channelSet keeps in a slice. A topic
+// has a few channels, and a small map per topic cost about 200 bytes: with a
+// connection holding tens of thousands of topics, the mirror was a fifth of
+// a node's heap. Past it, a map keeps REGISTER constant-time for a client
+// that registers many channels on one topic.
+const fewChannels = 8
+
+// channelSet is one topic's channels: the zero value is empty.
+type channelSet struct {
+	few  []string
+	many map[string]struct{} // once it has held more than fewChannels
+}
+
+func (s *channelSet) has(name string) bool {
+	if s.many != nil {
+		_, ok := s.many[name]
+		return ok
+	}
+	for _, c := range s.few {
+		if c == name {
+			return true
+		}
+	}
+	return false
+}
+
+// add reports whether name was new.
+func (s *channelSet) add(name string) bool {
+	if s.has(name) {
+		return false
+	}
+	switch {
+	case s.many != nil:
+		s.many[name] = struct{}{}
+	case len(s.few) < fewChannels:
+		s.few = append(s.few, name)
+	default:
+		s.many = make(map[string]struct{}, 2*fewChannels)
+		for _, c := range s.few {
+			s.many[c] = struct{}{}
+		}
+		s.many[name] = struct{}{}
+		s.few = nil
+	}
+	return true
+}
+
+// remove reports whether name was there.
+func (s *channelSet) remove(name string) bool {
+	if s.many != nil {
+		if _, ok := s.many[name]; !ok {
+			return false
+		}
+		delete(s.many, name)
+		return true
+	}
+	for i, c := range s.few {
+		if c == name {
+			last := len(s.few) - 1
+			s.few[i] = s.few[last]
+			s.few[last] = ""
+			s.few = s.few[:last]
+			return true
+		}
+	}
+	return false
+}
+
+func (s *channelSet) len() int {
+	if s.many != nil {
+		return len(s.many)
+	}
+	return len(s.few)
 }
