@@ -465,7 +465,7 @@ func checkInvariants(t testing.TB, r *Registry) {
 			fail("session %v lives but owner %s is at incarnation %d expired=%v", id, id.Owner, o.inc, o.expired)
 		}
 		for tp, p := range s.topics {
-			if r.topics[tp.name] != tp || tp.producers[s] != p {
+			if q, ok := tp.producers.get(s); r.topics[tp.name] != tp || !ok || q != p {
 				fail("session %v: topic %q back-reference broken", id, tp.name)
 			}
 		}
@@ -473,7 +473,7 @@ func checkInvariants(t testing.TB, r *Registry) {
 			if r.topics[ch.topic.name] != ch.topic || ch.topic.channels[ch.name] != ch {
 				fail("session %v: channel %s/%s is not in the registry", id, ch.topic.name, ch.name)
 			}
-			if _, ok := ch.producers[s]; !ok {
+			if !ch.producers.has(s) {
 				fail("session %v: channel %s/%s back-reference broken", id, ch.topic.name, ch.name)
 			}
 		}
@@ -529,10 +529,10 @@ func checkInvariants(t testing.TB, r *Registry) {
 		if !tp.hasKey && len(tp.channels) == 0 {
 			fail("topic %q has no key and no channels but is kept", name)
 		}
-		if !tp.hasKey && len(tp.producers) > 0 {
+		if !tp.hasKey && tp.producers.len() > 0 {
 			fail("topic %q has producers but no key", name)
 		}
-		for s, p := range tp.producers {
+		for s, p := range tp.producers.all {
 			if r.sessions[s.id] != s || s.topics[tp] != p {
 				fail("topic %q: producer %v not back-referenced", name, s.id)
 			}
@@ -541,7 +541,7 @@ func checkInvariants(t testing.TB, r *Registry) {
 			if ch.name != chName || ch.topic != tp {
 				fail("channel %s/%s misnamed", name, chName)
 			}
-			for s := range ch.producers {
+			for s := range ch.producers.all {
 				if _, ok := s.channels[ch]; !ok || r.sessions[s.id] != s {
 					fail("channel %s/%s: producer %v not back-referenced", name, chName, s.id)
 				}

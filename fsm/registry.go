@@ -90,7 +90,7 @@ type producer struct {
 type topic struct {
 	name      string
 	hasKey    bool
-	producers map[*session]*producer
+	producers smallMap[*producer]
 	channels  map[string]*channel
 	// version counts changes to what Lookup shows for the topic; memo is a
 	// reader's remembered answer (memo.go). Neither is replicated state.
@@ -101,7 +101,7 @@ type topic struct {
 type channel struct {
 	topic     *topic
 	name      string
-	producers map[*session]struct{}
+	producers smallMap[struct{}]
 }
 
 // counts are the registry's key and producer-record counts (see Stats).
@@ -321,7 +321,7 @@ func (r *Registry) dropSessions(o *owner) {
 func (r *Registry) ensureTopic(name string) *topic {
 	t := r.topics[name]
 	if t == nil {
-		t = &topic{name: name, producers: map[*session]*producer{}, channels: map[string]*channel{}}
+		t = &topic{name: name, channels: map[string]*channel{}}
 		r.topics[name] = t
 	}
 	return t
@@ -330,7 +330,7 @@ func (r *Registry) ensureTopic(name string) *topic {
 func (r *Registry) ensureChannel(t *topic, name string) *channel {
 	ch := t.channels[name]
 	if ch == nil {
-		ch = &channel{topic: t, name: name, producers: map[*session]struct{}{}}
+		ch = &channel{topic: t, name: name}
 		t.channels[name] = ch
 		r.counts.channels++
 	}
@@ -351,33 +351,29 @@ func (r *Registry) setKey(t *topic, has bool) {
 // addTopicProducer and the three below change producer records, and their
 // count, together.
 func (r *Registry) addTopicProducer(t *topic, s *session, p *producer) {
-	if _, ok := t.producers[s]; !ok {
+	if t.producers.set(s, p) {
 		r.counts.producers++
 	}
-	t.producers[s] = p
 	s.topics[t] = p
 }
 
 func (r *Registry) removeTopicProducer(t *topic, s *session) {
-	if _, ok := t.producers[s]; ok {
+	if t.producers.remove(s) {
 		r.counts.producers--
-		delete(t.producers, s)
 	}
 	delete(s.topics, t)
 }
 
 func (r *Registry) addChannelProducer(ch *channel, s *session) {
-	if _, ok := ch.producers[s]; !ok {
+	if ch.producers.set(s, struct{}{}) {
 		r.counts.producers++
-		ch.producers[s] = struct{}{}
 	}
 	s.channels[ch] = struct{}{}
 }
 
 func (r *Registry) removeChannelProducer(ch *channel, s *session) {
-	if _, ok := ch.producers[s]; ok {
+	if ch.producers.remove(s) {
 		r.counts.producers--
-		delete(ch.producers, s)
 	}
 	delete(s.channels, ch)
 }
@@ -396,7 +392,7 @@ func (r *Registry) register(s *session, topicName, channelName string) {
 		r.addChannelProducer(r.ensureChannel(t, channelName), s)
 	}
 	r.setKey(t, true)
-	if _, ok := t.producers[s]; !ok {
+	if !t.producers.has(s) {
 		// An existing record, tombstone included, is kept.
 		r.addTopicProducer(t, s, &producer{})
 	}
@@ -413,7 +409,7 @@ func (r *Registry) unregister(s *session, topicName, channelName string) {
 			return
 		}
 		r.removeChannelProducer(ch, s)
-		if len(ch.producers) == 0 && isEphemeral(channelName) {
+		if ch.producers.len() == 0 && isEphemeral(channelName) {
 			r.deleteChannel(ch)
 		}
 		return
@@ -422,7 +418,7 @@ func (r *Registry) unregister(s *session, topicName, channelName string) {
 		r.removeChannelProducer(ch, s)
 	}
 	r.removeTopicProducer(t, s)
-	if t.hasKey && len(t.producers) == 0 && isEphemeral(topicName) {
+	if t.hasKey && t.producers.len() == 0 && isEphemeral(topicName) {
 		// Only the topic key goes; its channel keys stay, as in nsqlookupd.
 		r.setKey(t, false)
 		r.dropTopicIfEmpty(t)
@@ -451,7 +447,7 @@ func (r *Registry) closeSession(s *session) {
 }
 
 func (r *Registry) deleteChannel(ch *channel) {
-	for s := range ch.producers {
+	for s := range ch.producers.all {
 		r.removeChannelProducer(ch, s)
 	}
 	delete(ch.topic.channels, ch.name)
@@ -465,13 +461,13 @@ func (r *Registry) deleteTopic(name string) {
 		return
 	}
 	for _, ch := range t.channels {
-		for s := range ch.producers {
+		for s := range ch.producers.all {
 			r.removeChannelProducer(ch, s)
 		}
 		delete(t.channels, ch.name)
 		r.counts.channels--
 	}
-	for s := range t.producers {
+	for s := range t.producers.all {
 		r.removeTopicProducer(t, s)
 	}
 	r.setKey(t, false)
@@ -484,7 +480,7 @@ func (r *Registry) tombstone(topicName, node string, at int64) {
 	if t == nil || !t.hasKey {
 		return
 	}
-	for s, p := range t.producers {
+	for s, p := range t.producers.all {
 		if nodeAddress(s.peer) == node {
 			p.tombstoned, p.tombstonedAt = true, at
 		}

@@ -96,13 +96,13 @@ func (t *topicRecord) fields(x fieldList) {
 // record returns t as the snapshot holds it, sorted.
 func (t *topic) record() topicRecord {
 	rec := topicRecord{name: t.name, hasKey: t.hasKey}
-	for _, s := range sortedSessions(t.producers) {
-		p := t.producers[s]
+	for _, s := range sortedSessions(&t.producers) {
+		p, _ := t.producers.get(s)
 		rec.producers = append(rec.producers, producerRecord{s.id, p.tombstoned, p.tombstonedAt})
 	}
 	for _, name := range sortedKeys(t.channels) {
 		ch := channelRecord{name: name}
-		for _, s := range sortedSessions(t.channels[name].producers) {
+		for _, s := range sortedSessions(&t.channels[name].producers) {
 			ch.producers = append(ch.producers, s.id)
 		}
 		rec.channels = append(rec.channels, ch)
@@ -248,7 +248,7 @@ func (r *Registry) restoreSession(s *session) error {
 func (r *Registry) restoreTopic(rec *topicRecord) error {
 	t := r.topics[rec.name]
 	if t == nil {
-		t = &topic{name: rec.name, producers: make(map[*session]*producer, len(rec.producers)),
+		t = &topic{name: rec.name, producers: withCapacity[*producer](len(rec.producers)),
 			channels: make(map[string]*channel, len(rec.channels))}
 		r.topics[rec.name] = t
 	}
@@ -262,20 +262,20 @@ func (r *Registry) restoreTopic(rec *topicRecord) error {
 		}
 		pr := &prs[i]
 		pr.tombstoned, pr.tombstonedAt = p.tombstoned, p.tombstonedAt
-		t.producers[s] = pr
+		t.producers.set(s, pr)
 		s.topics[t] = pr
 	}
 	for _, chRec := range rec.channels {
 		ch := r.ensureChannel(t, chRec.name)
-		if len(ch.producers) == 0 {
-			ch.producers = make(map[*session]struct{}, len(chRec.producers))
+		if ch.producers.len() == 0 {
+			ch.producers = withCapacity[struct{}](len(chRec.producers))
 		}
 		for _, id := range chRec.producers {
 			s := r.sessions[id]
 			if s == nil {
 				return fmt.Errorf("unknown session %s", id)
 			}
-			ch.producers[s] = struct{}{}
+			ch.producers.set(s, struct{}{})
 			s.channels[ch] = struct{}{}
 		}
 	}
@@ -291,9 +291,9 @@ func sortedKeys[V any](m map[string]V) []string {
 	return out
 }
 
-func sortedSessions[V any](m map[*session]V) []*session {
-	out := make([]*session, 0, len(m))
-	for s := range m {
+func sortedSessions[V any](m *smallMap[V]) []*session {
+	out := make([]*session, 0, m.len())
+	for s := range m.all {
 		out = append(out, s)
 	}
 	slices.SortFunc(out, func(a, b *session) int { return compareSession(a.id, b.id) })

@@ -254,10 +254,10 @@ func (r *Registry) recount() counts {
 		if t.hasKey {
 			c.topicKeys++
 		}
-		c.producers += len(t.producers)
+		c.producers += t.producers.len()
 		c.channels += len(t.channels)
 		for _, ch := range t.channels {
-			c.producers += len(ch.producers)
+			c.producers += ch.producers.len()
 		}
 	}
 	return c
@@ -284,9 +284,9 @@ type merger struct {
 func (m *merger) addTopic(t *topic, f Filter, s *Stamp) {
 	now := f.Now.UnixNano()
 	if m.cands == nil {
-		m.cands = make([]*session, 0, len(t.producers))
+		m.cands = make([]*session, 0, t.producers.len())
 	}
-	for sess, p := range t.producers {
+	for sess, p := range t.producers.all {
 		if s != nil {
 			// active holds while now < lastUpdate+timeout+1; the tombstone
 			// hides the producer while now < tombstonedAt+lifetime.
