@@ -44,9 +44,9 @@ func (m *smallMap[V]) has(s *session) bool {
 // set maps s to v and reports whether s was new.
 func (m *smallMap[V]) set(s *session, v V) bool {
 	if m.many != nil {
-		_, ok := m.many[s]
+		n := len(m.many)
 		m.many[s] = v
-		return !ok
+		return len(m.many) > n
 	}
 	for i := range m.few {
 		if m.few[i].s == s {
@@ -70,11 +70,9 @@ func (m *smallMap[V]) set(s *session, v V) bool {
 // remove deletes s and reports whether it was there.
 func (m *smallMap[V]) remove(s *session) bool {
 	if m.many != nil {
-		if _, ok := m.many[s]; !ok {
-			return false
-		}
+		n := len(m.many)
 		delete(m.many, s)
-		return true
+		return len(m.many) < n
 	}
 	for i := range m.few {
 		if m.few[i].s == s {

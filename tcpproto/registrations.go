@@ -87,12 +87,15 @@ func (s *channelSet) has(name string) bool {
 
 // add reports whether name was new.
 func (s *channelSet) add(name string) bool {
+	if s.many != nil {
+		n := len(s.many)
+		s.many[name] = struct{}{}
+		return len(s.many) > n
+	}
 	if s.has(name) {
 		return false
 	}
 	switch {
-	case s.many != nil:
-		s.many[name] = struct{}{}
 	case len(s.few) < fewChannels:
 		s.few = append(s.few, name)
 	default:
@@ -109,11 +112,9 @@ func (s *channelSet) add(name string) bool {
 // remove reports whether name was there.
 func (s *channelSet) remove(name string) bool {
 	if s.many != nil {
-		if _, ok := s.many[name]; !ok {
-			return false
-		}
+		n := len(s.many)
 		delete(s.many, name)
-		return true
+		return len(s.many) < n
 	}
 	for i, c := range s.few {
 		if c == name {
