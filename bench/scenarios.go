@@ -116,6 +116,7 @@ func lookupAtSize(c config, ref *proc, nodes []*proc, topics int) (lookupFigure,
 	}
 	refRSS, _ := ref.rss()
 	raftRSS, _ := f.rss()
+	saveHeap(c, f, fmt.Sprintf("lookup-heap-%d", producersPerRun*topics*2))
 	fmt.Fprintf(c.out, "| %d | %d | %.0f | %.0f | %.0f | %.0f | %.2f | %.2f | %.2f | %.2fx | %s | %s | %.2fx |\n", producersPerRun*topics*2, size,
 		ceilRate, distinctRate, refRate, raftRate, raftRate/ceilRate, raftRate/distinctRate, refRate/ceilRate, raftRate/refRate,
 		mib(refRSS), mib(raftRSS), float64(raftRSS)/float64(refRSS))
