@@ -231,6 +231,18 @@ func diffReads(t *testing.T, what string, a, b map[string]any) {
 // compares their snapshots (byte for byte), results and reads; then restores
 // a third from a snapshot, compares again, and keeps applying to both.
 func TestDeterminism(t *testing.T) {
+	// The random logs give a key at most a dozen producers; with the switch
+	// moved to 2 they take smallMap's map form too.
+	for _, max := range []int{smallMax, 2} {
+		t.Run(fmt.Sprint("smallMax=", max), func(t *testing.T) {
+			defer func(old int) { smallMax = old }(smallMax)
+			smallMax = max
+			testDeterminism(t)
+		})
+	}
+}
+
+func testDeterminism(t *testing.T) {
 	const seeds, entries = 24, 600
 	for seed := int64(1); seed <= seeds; seed++ {
 		t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) {

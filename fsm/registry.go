@@ -76,7 +76,7 @@ type session struct {
 	// listed until deadline (ns) unless a live one supersedes it.
 	orphaned bool
 	deadline int64
-	topics   map[*topic]*producer
+	topics   map[*topic]struct{} // its record is in the topic's producers
 	channels map[*channel]struct{}
 }
 
@@ -90,7 +90,7 @@ type producer struct {
 type topic struct {
 	name      string
 	hasKey    bool
-	producers smallMap[*producer]
+	producers smallMap[producer]
 	channels  map[string]*channel
 	// version counts changes to what Lookup shows for the topic; memo is a
 	// reader's remembered answer (memo.go). Neither is replicated state.
@@ -259,7 +259,7 @@ func (r *Registry) openSession(id SessionID, peer PeerInfo, now int64) {
 		// the start: a snapshot of that era does not record first PINGs,
 		// and replaying its log must give the state restoring it gives.
 		settled:  o.nonce == 0,
-		topics:   map[*topic]*producer{},
+		topics:   map[*topic]struct{}{},
 		channels: map[*channel]struct{}{},
 	}
 	r.addLive(s, o)
@@ -350,11 +350,11 @@ func (r *Registry) setKey(t *topic, has bool) {
 
 // addTopicProducer and the three below change producer records, and their
 // count, together.
-func (r *Registry) addTopicProducer(t *topic, s *session, p *producer) {
+func (r *Registry) addTopicProducer(t *topic, s *session, p producer) {
 	if t.producers.set(s, p) {
 		r.counts.producers++
 	}
-	s.topics[t] = p
+	s.topics[t] = struct{}{}
 }
 
 func (r *Registry) removeTopicProducer(t *topic, s *session) {
@@ -394,7 +394,7 @@ func (r *Registry) register(s *session, topicName, channelName string) {
 	r.setKey(t, true)
 	if !t.producers.has(s) {
 		// An existing record, tombstone included, is kept.
-		r.addTopicProducer(t, s, &producer{})
+		r.addTopicProducer(t, s, producer{})
 	}
 }
 
@@ -480,9 +480,9 @@ func (r *Registry) tombstone(topicName, node string, at int64) {
 	if t == nil || !t.hasKey {
 		return
 	}
-	for s, p := range t.producers.all {
+	for s := range t.producers.all {
 		if nodeAddress(s.peer) == node {
-			p.tombstoned, p.tombstonedAt = true, at
+			t.producers.set(s, producer{tombstoned: true, tombstonedAt: at})
 		}
 	}
 }

@@ -5,8 +5,9 @@ package fsm
 // that has them), and a Go map of ten pointers takes about three times the
 // memory of a slice of them, all of it for the collector to scan; the
 // registry holds one per topic and channel. Past smallMax a map keeps every
-// operation constant-time, however many producers a key has.
-const smallMax = 16
+// operation constant-time, however many producers a key has. A variable only
+// so that tests can move the switch (TestDeterminism).
+var smallMax = 16
 
 // smallMap is a map from sessions to V for the registry's per-key producer
 // sets. The zero value is empty. Iteration order is unspecified, as a map's.

@@ -191,7 +191,7 @@ func decodeSnapshot(b []byte) (*Registry, error) {
 		r.batches[origin] = m
 	}
 	for d.count(&n, 1); n > 0 && d.ok(); n-- {
-		s := &session{topics: map[*topic]*producer{}, channels: map[*channel]struct{}{}, settled: true}
+		s := &session{topics: map[*topic]struct{}{}, channels: map[*channel]struct{}{}, settled: true}
 		sessionRecordFields(d, v, s)
 		if d.ok() {
 			if err := r.restoreSession(s); err != nil {
@@ -248,22 +248,18 @@ func (r *Registry) restoreSession(s *session) error {
 func (r *Registry) restoreTopic(rec *topicRecord) error {
 	t := r.topics[rec.name]
 	if t == nil {
-		t = &topic{name: rec.name, producers: withCapacity[*producer](len(rec.producers)),
+		t = &topic{name: rec.name, producers: withCapacity[producer](len(rec.producers)),
 			channels: make(map[string]*channel, len(rec.channels))}
 		r.topics[rec.name] = t
 	}
 	t.hasKey = rec.hasKey
-	// One allocation for the topic's producer records rather than one each.
-	prs := make([]producer, len(rec.producers))
-	for i, p := range rec.producers {
+	for _, p := range rec.producers {
 		s := r.sessions[p.session]
 		if s == nil {
 			return fmt.Errorf("unknown session %s", p.session)
 		}
-		pr := &prs[i]
-		pr.tombstoned, pr.tombstonedAt = p.tombstoned, p.tombstonedAt
-		t.producers.set(s, pr)
-		s.topics[t] = pr
+		t.producers.set(s, producer{tombstoned: p.tombstoned, tombstonedAt: p.tombstonedAt})
+		s.topics[t] = struct{}{}
 	}
 	for _, chRec := range rec.channels {
 		ch := r.ensureChannel(t, chRec.name)

@@ -114,7 +114,8 @@ func (r *Registry) Nodes(f Filter) []NodesEntry {
 		} else if lessSession(s.id, a.rep.id) {
 			a.rep = s
 		}
-		for t, p := range s.topics {
+		for t := range s.topics {
+			p, _ := t.producers.get(s)
 			tomb := tombstoned(p, now, f)
 			if prev, ok := a.topics[t.name]; ok {
 				tomb = tomb && prev
@@ -146,9 +147,10 @@ func (r *Registry) Debug() map[string][]DebugProducer {
 	out := map[string][]DebugProducer{}
 	for _, s := range r.sessions {
 		out["client::"] = append(out["client::"], debugProducer(s, nil))
-		for t, p := range s.topics {
+		for t := range s.topics {
 			k := "topic:" + t.name + ":"
-			out[k] = append(out[k], debugProducer(s, p))
+			p, _ := t.producers.get(s)
+			out[k] = append(out[k], debugProducer(s, &p))
 		}
 		for ch := range s.channels {
 			k := "channel:" + ch.topic.name + ":" + ch.name
@@ -267,7 +269,7 @@ func active(s *session, now int64, f Filter) bool {
 	return now-s.lastUpdate <= int64(f.InactiveTimeout)
 }
 
-func tombstoned(p *producer, now int64, f Filter) bool {
+func tombstoned(p producer, now int64, f Filter) bool {
 	return p.tombstoned && now-p.tombstonedAt < int64(f.TombstoneLifetime)
 }
 
