@@ -127,12 +127,12 @@ func PrepareRestore(snapshot []byte) ([]byte, SnapshotInfo, error) {
 	r := NewRegistry()
 	for _, name := range sortedKeys(old.topics) {
 		t := old.topics[name]
-		if !t.hasKey && len(t.channels) == 0 {
+		if !t.hasKey && t.channels.len() == 0 {
 			continue
 		}
 		nt := r.ensureTopic(name)
 		r.setKey(nt, t.hasKey)
-		for _, ch := range sortedKeys(t.channels) {
+		for _, ch := range sortedNames(&t.channels) {
 			r.ensureChannel(nt, ch)
 		}
 	}

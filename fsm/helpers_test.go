@@ -470,7 +470,7 @@ func checkInvariants(t testing.TB, r *Registry) {
 			}
 		}
 		for ch := range s.channels {
-			if r.topics[ch.topic.name] != ch.topic || ch.topic.channels[ch.name] != ch {
+			if r.topics[ch.topic.name] != ch.topic || !hasChannel(ch.topic, ch) {
 				fail("session %v: channel %s/%s is not in the registry", id, ch.topic.name, ch.name)
 			}
 			if !ch.producers.has(s) {
@@ -526,7 +526,7 @@ func checkInvariants(t testing.TB, r *Registry) {
 		if tp.name != name {
 			fail("topics[%q].name = %q", name, tp.name)
 		}
-		if !tp.hasKey && len(tp.channels) == 0 {
+		if !tp.hasKey && tp.channels.len() == 0 {
 			fail("topic %q has no key and no channels but is kept", name)
 		}
 		if !tp.hasKey && tp.producers.len() > 0 {
@@ -537,7 +537,7 @@ func checkInvariants(t testing.TB, r *Registry) {
 				fail("topic %q: producer %v not back-referenced", name, s.id)
 			}
 		}
-		for chName, ch := range tp.channels {
+		for chName, ch := range tp.channels.all {
 			if ch.name != chName || ch.topic != tp {
 				fail("channel %s/%s misnamed", name, chName)
 			}
@@ -564,4 +564,10 @@ func mustEncode(t testing.TB, c Command) []byte {
 		t.Fatalf("Encode(%v): %v", c.Op, err)
 	}
 	return b
+}
+
+// hasChannel reports whether t holds ch under its name.
+func hasChannel(t *topic, ch *channel) bool {
+	got, ok := t.channels.get(ch.name)
+	return ok && got == ch
 }

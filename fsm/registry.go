@@ -90,8 +90,8 @@ type producer struct {
 type topic struct {
 	name      string
 	hasKey    bool
-	producers smallMap[producer]
-	channels  map[string]*channel
+	producers smallMap[*session, producer]
+	channels  smallMap[string, *channel]
 	// version counts changes to what Lookup shows for the topic; memo is a
 	// reader's remembered answer (memo.go). Neither is replicated state.
 	version uint64
@@ -101,7 +101,7 @@ type topic struct {
 type channel struct {
 	topic     *topic
 	name      string
-	producers smallMap[struct{}]
+	producers smallMap[*session, struct{}]
 }
 
 // counts are the registry's key and producer-record counts (see Stats).
@@ -231,10 +231,14 @@ func (r *Registry) apply(index uint64, c *Command) any {
 		r.setKey(t, true)
 	case OpDeleteChannel:
 		t := r.topics[c.Topic]
-		if t == nil || t.channels[c.Channel] == nil {
+		if t == nil {
 			return ErrChannelNotFound
 		}
-		r.deleteChannel(t.channels[c.Channel])
+		ch, ok := t.channels.get(c.Channel)
+		if !ok {
+			return ErrChannelNotFound
+		}
+		r.deleteChannel(ch)
 	case OpTombstone:
 		r.tombstone(c.Topic, c.Node, c.Time)
 	case OpSetMember:
@@ -321,17 +325,17 @@ func (r *Registry) dropSessions(o *owner) {
 func (r *Registry) ensureTopic(name string) *topic {
 	t := r.topics[name]
 	if t == nil {
-		t = &topic{name: name, channels: map[string]*channel{}}
+		t = &topic{name: name}
 		r.topics[name] = t
 	}
 	return t
 }
 
 func (r *Registry) ensureChannel(t *topic, name string) *channel {
-	ch := t.channels[name]
-	if ch == nil {
+	ch, ok := t.channels.get(name)
+	if !ok {
 		ch = &channel{topic: t, name: name}
-		t.channels[name] = ch
+		t.channels.set(name, ch)
 		r.counts.channels++
 	}
 	return ch
@@ -380,7 +384,7 @@ func (r *Registry) removeChannelProducer(ch *channel, s *session) {
 
 // dropTopicIfEmpty forgets a topic entry that holds no key at all.
 func (r *Registry) dropTopicIfEmpty(t *topic) {
-	if !t.hasKey && len(t.channels) == 0 {
+	if !t.hasKey && t.channels.len() == 0 {
 		r.changed(t)
 		delete(r.topics, t.name)
 	}
@@ -404,8 +408,8 @@ func (r *Registry) unregister(s *session, topicName, channelName string) {
 		return
 	}
 	if channelName != "" {
-		ch := t.channels[channelName]
-		if ch == nil {
+		ch, ok := t.channels.get(channelName)
+		if !ok {
 			return
 		}
 		r.removeChannelProducer(ch, s)
@@ -414,7 +418,7 @@ func (r *Registry) unregister(s *session, topicName, channelName string) {
 		}
 		return
 	}
-	for _, ch := range t.channels {
+	for _, ch := range t.channels.all {
 		r.removeChannelProducer(ch, s)
 	}
 	r.removeTopicProducer(t, s)
@@ -450,7 +454,7 @@ func (r *Registry) deleteChannel(ch *channel) {
 	for s := range ch.producers.all {
 		r.removeChannelProducer(ch, s)
 	}
-	delete(ch.topic.channels, ch.name)
+	ch.topic.channels.remove(ch.name)
 	r.counts.channels--
 	r.dropTopicIfEmpty(ch.topic)
 }
@@ -460,11 +464,11 @@ func (r *Registry) deleteTopic(name string) {
 	if t == nil {
 		return
 	}
-	for _, ch := range t.channels {
+	for _, ch := range t.channels.all {
 		for s := range ch.producers.all {
 			r.removeChannelProducer(ch, s)
 		}
-		delete(t.channels, ch.name)
+		t.channels.remove(ch.name)
 		r.counts.channels--
 	}
 	for s := range t.producers.all {

@@ -16,7 +16,7 @@ func TestSmallMapMatchesMap(t *testing.T) {
 		sessions[i] = &session{id: SessionID{Owner: "n", Incarnation: 1, Seq: uint64(i)}}
 	}
 	for round := 0; round < 200; round++ {
-		var m smallMap[int]
+		var m smallMap[*session, int]
 		model := map[*session]int{}
 		for step := 0; step < 300; step++ {
 			s := sessions[rng.Intn(len(sessions))]
@@ -73,7 +73,7 @@ func TestSmallMapMatchesMap(t *testing.T) {
 
 // TestSmallMapMovesToMap checks where the slice ends and the map begins.
 func TestSmallMapMovesToMap(t *testing.T) {
-	var m smallMap[struct{}]
+	var m smallMap[*session, struct{}]
 	for i := 0; i < smallMax; i++ {
 		m.set(&session{}, struct{}{})
 	}
@@ -84,13 +84,13 @@ func TestSmallMapMovesToMap(t *testing.T) {
 	if m.many == nil || m.few != nil || m.len() != smallMax+1 {
 		t.Fatalf("at %d entries: %d in the slice, map of %d", smallMax+1, len(m.few), len(m.many))
 	}
-	if w := withCapacity[struct{}](smallMax + 1); w.many == nil {
+	if w := withCapacity[*session, struct{}](smallMax + 1); w.many == nil {
 		t.Fatal("withCapacity past smallMax made a slice")
 	}
 }
 
 func TestSmallEntryOfSetIsOneWord(t *testing.T) {
-	if n := unsafe.Sizeof(smallEntry[struct{}]{}); n != unsafe.Sizeof(uintptr(0)) {
+	if n := unsafe.Sizeof(smallEntry[*session, struct{}]{}); n != unsafe.Sizeof(uintptr(0)) {
 		t.Fatalf("a set's entry takes %d bytes, want one pointer", n)
 	}
 }

@@ -100,12 +100,13 @@ func (t *topic) record() topicRecord {
 		p, _ := t.producers.get(s)
 		rec.producers = append(rec.producers, producerRecord{s.id, p.tombstoned, p.tombstonedAt})
 	}
-	for _, name := range sortedKeys(t.channels) {
-		ch := channelRecord{name: name}
-		for _, s := range sortedSessions(&t.channels[name].producers) {
-			ch.producers = append(ch.producers, s.id)
+	for _, name := range sortedNames(&t.channels) {
+		ch, _ := t.channels.get(name)
+		chRec := channelRecord{name: name}
+		for _, s := range sortedSessions(&ch.producers) {
+			chRec.producers = append(chRec.producers, s.id)
 		}
-		rec.channels = append(rec.channels, ch)
+		rec.channels = append(rec.channels, chRec)
 	}
 	return rec
 }
@@ -248,8 +249,8 @@ func (r *Registry) restoreSession(s *session) error {
 func (r *Registry) restoreTopic(rec *topicRecord) error {
 	t := r.topics[rec.name]
 	if t == nil {
-		t = &topic{name: rec.name, producers: withCapacity[producer](len(rec.producers)),
-			channels: make(map[string]*channel, len(rec.channels))}
+		t = &topic{name: rec.name, producers: withCapacity[*session, producer](len(rec.producers)),
+			channels: withCapacity[string, *channel](len(rec.channels))}
 		r.topics[rec.name] = t
 	}
 	t.hasKey = rec.hasKey
@@ -264,7 +265,7 @@ func (r *Registry) restoreTopic(rec *topicRecord) error {
 	for _, chRec := range rec.channels {
 		ch := r.ensureChannel(t, chRec.name)
 		if ch.producers.len() == 0 {
-			ch.producers = withCapacity[struct{}](len(chRec.producers))
+			ch.producers = withCapacity[*session, struct{}](len(chRec.producers))
 		}
 		for _, id := range chRec.producers {
 			s := r.sessions[id]
@@ -287,7 +288,17 @@ func sortedKeys[V any](m map[string]V) []string {
 	return out
 }
 
-func sortedSessions[V any](m *smallMap[V]) []*session {
+// sortedNames returns m's keys in order.
+func sortedNames[V any](m *smallMap[string, V]) []string {
+	out := make([]string, 0, m.len())
+	for k := range m.all {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func sortedSessions[V any](m *smallMap[*session, V]) []*session {
 	out := make([]*session, 0, m.len())
 	for s := range m.all {
 		out = append(out, s)

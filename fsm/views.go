@@ -22,7 +22,7 @@ func (r *Registry) Lookup(name string, f Filter) (channels []string, producers [
 			if t.hasKey {
 				found = true
 			}
-			for ch := range t.channels {
+			for ch := range t.channels.all {
 				channels = append(channels, ch)
 			}
 			if t.hasKey {
@@ -46,8 +46,8 @@ func (r *Registry) Lookup(name string, f Filter) (channels []string, producers [
 
 // topicChannels returns t's channel names, sorted.
 func topicChannels(t *topic) []string {
-	out := make([]string, 0, len(t.channels))
-	for ch := range t.channels {
+	out := make([]string, 0, t.channels.len())
+	for ch := range t.channels.all {
 		out = append(out, ch)
 	}
 	slices.Sort(out)
@@ -76,12 +76,12 @@ func (r *Registry) Channels(name string) []string {
 	out := []string{}
 	if name == "*" {
 		for _, t := range r.topics {
-			for ch := range t.channels {
+			for ch := range t.channels.all {
 				out = append(out, ch)
 			}
 		}
 	} else if t := r.topics[name]; t != nil {
-		for ch := range t.channels {
+		for ch := range t.channels.all {
 			out = append(out, ch)
 		}
 	}
@@ -257,8 +257,8 @@ func (r *Registry) recount() counts {
 			c.topicKeys++
 		}
 		c.producers += t.producers.len()
-		c.channels += len(t.channels)
-		for _, ch := range t.channels {
+		c.channels += t.channels.len()
+		for _, ch := range t.channels.all {
 			c.producers += ch.producers.len()
 		}
 	}
