@@ -17,8 +17,9 @@ const ephemeralSuffix = "#ephemeral"
 // Model (nsqlookupd's RegistrationDB, indexed): a topic entry holds the
 // "topic:T:" key (which may be absent while channel keys remain, see
 // docs/COMPATIBILITY.md#tcp-unregister) and its channel keys, each with the sessions that are its
-// producers. Sessions also index the keys that hold them, so closing one costs
-// what it registered, never a scan.
+// producers (smallMap: a slice while they are few). Sessions also index the
+// keys that hold them, so closing one costs what it registered, never a
+// scan.
 type Registry struct {
 	mu sync.RWMutex
 	// *state is everything Apply changes and a snapshot holds. Restore
