@@ -15,6 +15,8 @@ test:
 	go vet ./...
 	test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
 	go test -race -count=1 -p 1 -timeout 20m ./...
+	# fsm's tests again with every smallMap in its map form.
+	FSM_SMALL_MAX=0 go test -count=1 ./fsm
 
 # Randomized fault schedules (e2e/chaos): a fresh 3-node cluster in network
 # namespaces per run, checked for linearizability, bounded staleness and

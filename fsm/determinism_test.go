@@ -235,8 +235,7 @@ func TestDeterminism(t *testing.T) {
 	// moved to 2 they take smallMap's map form too.
 	for _, max := range []int{smallMax, 2} {
 		t.Run(fmt.Sprint("smallMax=", max), func(t *testing.T) {
-			defer func(old int) { smallMax = old }(smallMax)
-			smallMax = max
+			setSmallMax(t, max)
 			testDeterminism(t)
 		})
 	}

@@ -10,6 +10,7 @@ import (
 // operations, across the switch from slice to map, and compares them after
 // every step; removing while iterating, as the registry does, included.
 func TestSmallMapMatchesMap(t *testing.T) {
+	setSmallMax(t, 16)
 	rng := rand.New(rand.NewSource(1))
 	sessions := make([]*session, 3*smallMax)
 	for i := range sessions {
@@ -73,6 +74,7 @@ func TestSmallMapMatchesMap(t *testing.T) {
 
 // TestSmallMapMovesToMap checks where the slice ends and the map begins.
 func TestSmallMapMovesToMap(t *testing.T) {
+	setSmallMax(t, 16)
 	var m smallMap[*session, struct{}]
 	for i := 0; i < smallMax; i++ {
 		m.set(&session{}, struct{}{})
@@ -93,4 +95,11 @@ func TestSmallEntryOfSetIsOneWord(t *testing.T) {
 	if n := unsafe.Sizeof(smallEntry[*session, struct{}]{}); n != unsafe.Sizeof(uintptr(0)) {
 		t.Fatalf("a set's entry takes %d bytes, want one pointer", n)
 	}
+}
+
+// setSmallMax moves smallMap's switch for the rest of the test.
+func setSmallMax(t testing.TB, n int) {
+	old := smallMax
+	smallMax = n
+	t.Cleanup(func() { smallMax = old })
 }
