@@ -1,5 +1,7 @@
 package tcpproto
 
+import "strings"
+
 // registrations mirrors, per connection, which keys this session holds in the
 // registry, following nsqlookupd's REGISTER/UNREGISTER effects, so that
 // MaxRegistrations counts distinct keys and a repeated REGISTER (nsqd
@@ -9,37 +11,40 @@ package tcpproto
 // adds both, UNREGISTER of a channel keeps the topic, and UNREGISTER of a
 // topic drops its channels too.
 type registrations struct {
-	topics map[string]channelSet
+	topics map[string]*channelSet
 	count  int // topics plus channels
 }
 
 // added is how many new keys REGISTER topic [channel] would create.
 func (r *registrations) added(topic, channel string) int {
 	chans, ok := r.topics[topic]
-	n := 0
 	if !ok {
-		n++
+		if channel != "" {
+			return 2
+		}
+		return 1
 	}
 	if channel != "" && !chans.has(channel) {
-		n++
+		return 1
 	}
-	return n
+	return 0
 }
 
+// register records REGISTER topic [channel]. The names it keeps are copies:
+// the caller's are cut from the command line, and keeping one would keep
+// the whole line (three to six times the name).
 func (r *registrations) register(topic, channel string) {
 	if r.topics == nil {
-		r.topics = make(map[string]channelSet)
+		r.topics = make(map[string]*channelSet)
 	}
-	chans, ok := r.topics[topic]
-	added := channel != "" && chans.add(channel)
-	if added {
+	chans := r.topics[topic]
+	if chans == nil {
+		chans = &channelSet{}
+		r.topics[strings.Clone(topic)] = chans
 		r.count++
 	}
-	if !ok {
+	if channel != "" && chans.add(channel) {
 		r.count++
-	}
-	if added || !ok {
-		r.topics[topic] = chans
 	}
 }
 
@@ -51,7 +56,6 @@ func (r *registrations) unregister(topic, channel string) {
 	if channel != "" {
 		if chans.remove(channel) {
 			r.count--
-			r.topics[topic] = chans
 		}
 		return
 	}
@@ -85,17 +89,15 @@ func (s *channelSet) has(name string) bool {
 	return false
 }
 
-// add reports whether name was new.
+// add reports whether name was new; it keeps a copy of a new name.
 func (s *channelSet) add(name string) bool {
-	if s.many != nil {
-		n := len(s.many)
-		s.many[name] = struct{}{}
-		return len(s.many) > n
-	}
 	if s.has(name) {
 		return false
 	}
+	name = strings.Clone(name)
 	switch {
+	case s.many != nil:
+		s.many[name] = struct{}{}
 	case len(s.few) < fewChannels:
 		s.few = append(s.few, name)
 	default:
