@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"fmt"
+	"runtime"
 	"testing"
 
 	"github.com/hashicorp/raft"
@@ -232,4 +233,23 @@ func BenchmarkRestore(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkRegistryMemory reports the live bytes the registry holds per
+// registration (producer record) in the /lookup bench's layout: 10 nsqds
+// x 10,000 topics x 2 channels, 300,000 records.
+func BenchmarkRegistryMemory(b *testing.B) {
+	const topics = 10000
+	var perRecord float64
+	for b.Loop() {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		f, _ := benchRegistry(b, topics)
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		perRecord = float64(after.HeapAlloc-before.HeapAlloc) / (30 * topics)
+		runtime.KeepAlive(f)
+	}
+	b.ReportMetric(perRecord, "B/registration")
 }
