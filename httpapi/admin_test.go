@@ -112,13 +112,7 @@ func TestAdminChangesNeedTokenOrLoopback(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			reg := newFakeRegistry()
 			cl := newFakeCluster(reg)
-			cfg := DefaultConfig()
-			cfg.Address = "127.0.0.1:0"
-			cfg.AdminToken = tc.token
-			s, err := New(cfg, reg, cl, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
+			s := newTestServer(t, reg, cl, nil, func(c *Config) { c.AdminToken = tc.token })
 			t.Cleanup(func() { s.Shutdown(context.Background()) })
 			w := serveFrom(t, s, tc.from, tc.method, tc.target, tc.body, tc.header...)
 			if w.Code != tc.status {

@@ -38,13 +38,7 @@ func (c *backupCluster) Restore(_ context.Context, data []byte) (wire.RestoreRes
 func newBackupServer(t *testing.T, adminToken string) (*Server, *backupCluster) {
 	reg := newFakeRegistry()
 	cl := &backupCluster{fakeCluster: newFakeCluster(reg), file: []byte("RLKB\x01backup-bytes")}
-	cfg := DefaultConfig()
-	cfg.Address = "127.0.0.1:0"
-	cfg.AdminToken = adminToken
-	s, err := New(cfg, reg, cl, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := newTestServer(t, reg, cl, nil, func(c *Config) { c.AdminToken = adminToken })
 	t.Cleanup(func() { s.Shutdown(context.Background()) })
 	return s, cl
 }

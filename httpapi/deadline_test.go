@@ -170,12 +170,7 @@ func TestCoarseCloseMakesDeadlinesExact(t *testing.T) {
 // sooner. The timeouts are shortened here (10 s and 5 min in production).
 func TestServerTimeoutsThroughCoarseDeadlines(t *testing.T) {
 	reg := newFakeRegistry()
-	cfg := DefaultConfig()
-	cfg.Address = "127.0.0.1:0"
-	s, err := New(cfg, reg, newFakeCluster(reg), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := newTestServer(t, reg, newFakeCluster(reg), nil)
 	const header, idle = 1500 * time.Millisecond, 2 * time.Second
 	s.srv.ReadHeaderTimeout, s.srv.IdleTimeout = header, idle // before Serve
 	newServeEnv(t, s)

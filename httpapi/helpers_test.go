@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/go-hclog"
 )
 
 // testEnv is a Server on a real :0 listener (so Content-Length and framing
@@ -27,18 +29,25 @@ func newTestEnv(t *testing.T, opts ...func(*Config)) *testEnv {
 	t.Helper()
 	reg := newFakeRegistry()
 	cl := newFakeCluster(reg)
+	e := newServeEnv(t, newTestServer(t, reg, cl, nil, opts...))
+	e.reg, e.cl = reg, cl
+	return e
+}
+
+// newTestServer builds a Server on a free loopback port with the default
+// config, changed by opts; it does not serve.
+func newTestServer(t testing.TB, reg Registry, cl Cluster, logger hclog.Logger, opts ...func(*Config)) *Server {
+	t.Helper()
 	cfg := DefaultConfig()
 	cfg.Address = "127.0.0.1:0"
 	for _, o := range opts {
 		o(&cfg)
 	}
-	s, err := New(cfg, reg, cl, nil)
+	s, err := New(cfg, reg, cl, logger)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	e := newServeEnv(t, s)
-	e.reg, e.cl = reg, cl
-	return e
+	return s
 }
 
 // newServeEnv serves s until the test ends.

@@ -109,12 +109,7 @@ func BenchmarkLookup(b *testing.B) {
 			if mode == "encoded" {
 				reg = forgetful{fresh}
 			}
-			cfg := DefaultConfig()
-			cfg.Address = "127.0.0.1:0"
-			s, err := New(cfg, reg, benchCluster{}, nil)
-			if err != nil {
-				b.Fatal(err)
-			}
+			s := newTestServer(b, reg, benchCluster{}, nil)
 			b.Cleanup(func() { s.Shutdown(context.Background()) })
 			h := s.Handler()
 			b.Run(fmt.Sprintf("regs=%dk/%s", topics*benchProducers*2/1000, mode), func(b *testing.B) {

@@ -76,13 +76,7 @@ func TestLookupRemembered(t *testing.T) {
 		fsm.Command{Op: fsm.OpOpenSession, Session: sid(2), Peer: peer("b"), Time: now},
 		fsm.Command{Op: fsm.OpRegister, Session: sid(1), Topic: "t", Channel: "c"})
 	reg := f.Registry()
-	cfg := DefaultConfig()
-	cfg.Address = "127.0.0.1:0"
-	s, err := New(cfg, reg, newFakeCluster(nil), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := newServeEnv(t, s)
+	e := newServeEnv(t, newTestServer(t, reg, newFakeCluster(nil), nil))
 
 	const one = `{"channels":["c"],"producers":[{"remote_address":"a:1","hostname":"a","broadcast_address":"a",` +
 		`"tcp_port":4150,"http_port":4151,"version":"1.3.0"}]}`

@@ -311,13 +311,7 @@ func (brokenRegistry) Debug() map[string][]fsm.DebugProducer {
 }
 
 func TestNeverNull(t *testing.T) {
-	cfg := DefaultConfig()
-	cfg.Address = "127.0.0.1:0"
-	s, err := New(cfg, brokenRegistry{}, newFakeCluster(nil), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := newServeEnv(t, s)
+	srv := newServeEnv(t, newTestServer(t, brokenRegistry{}, newFakeCluster(nil), nil))
 	for target, want := range map[string]string{
 		"/lookup?topic=x":   `{"channels":[],"producers":[]}`,
 		"/topics":           `{"topics":[]}`,

@@ -88,13 +88,7 @@ func TestNewRejects(t *testing.T) {
 
 func TestLifecycle(t *testing.T) {
 	reg := newFakeRegistry()
-	cfg := DefaultConfig()
-	cfg.Address = "127.0.0.1:0"
-	cfg.DefaultConsistency = wire.Stale
-	s, err := New(cfg, reg, newFakeCluster(reg), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := newTestServer(t, reg, newFakeCluster(reg), nil, func(c *Config) { c.DefaultConsistency = wire.Stale })
 	addr := s.Addr().String()
 	if strings.HasSuffix(addr, ":0") {
 		t.Fatalf("Addr %s: port not resolved", addr)
@@ -142,12 +136,7 @@ func TestLifecycle(t *testing.T) {
 
 func TestShutdownBeforeServe(t *testing.T) {
 	reg := newFakeRegistry()
-	cfg := DefaultConfig()
-	cfg.Address = "127.0.0.1:0"
-	s, err := New(cfg, reg, newFakeCluster(reg), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := newTestServer(t, reg, newFakeCluster(reg), nil)
 	if err := s.Shutdown(context.Background()); err != nil {
 		t.Fatalf("Shutdown: %v", err)
 	}
@@ -164,12 +153,7 @@ func TestShutdownBeforeServe(t *testing.T) {
 func TestShutdownWaitsForRequests(t *testing.T) {
 	reg := newFakeRegistry()
 	bc := &blockingCluster{fakeCluster: newFakeCluster(reg), entered: make(chan struct{}), release: make(chan struct{})}
-	cfg := DefaultConfig()
-	cfg.Address = "127.0.0.1:0"
-	s, err := New(cfg, reg, bc, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := newTestServer(t, reg, bc, nil)
 	served := make(chan error, 1)
 	go func() { served <- s.Serve() }()
 	addr := s.Addr().String()
@@ -259,13 +243,7 @@ func TestAccessLog(t *testing.T) {
 	logger := hclog.New(&hclog.LoggerOptions{Name: "test", Output: &buf, Level: hclog.Debug})
 	reg := newFakeRegistry()
 	cl := newFakeCluster(reg)
-	cfg := DefaultConfig()
-	cfg.Address = "127.0.0.1:0"
-	s, err := New(cfg, reg, cl, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := newServeEnv(t, s)
+	e := newServeEnv(t, newTestServer(t, reg, cl, logger))
 	e.reg, e.cl = reg, cl
 	if resp := e.do(post("/topic/create?topic=a")); resp.status != 200 || resp.header.Get("Content-Length") != "0" ||
 		resp.header.Get("Content-Type") != "" {
@@ -295,12 +273,7 @@ func TestShutdownDeadline(t *testing.T) {
 	reg := newFakeRegistry()
 	bc := &blockingCluster{fakeCluster: newFakeCluster(reg), entered: make(chan struct{}), release: make(chan struct{})}
 	defer close(bc.release)
-	cfg := DefaultConfig()
-	cfg.Address = "127.0.0.1:0"
-	s, err := New(cfg, reg, bc, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := newTestServer(t, reg, bc, nil)
 	served := make(chan error, 1)
 	go func() { served <- s.Serve() }()
 	got := make(chan error, 1)
