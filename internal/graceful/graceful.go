@@ -16,11 +16,17 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 )
 
 // Conns tracks the connections of one http.Server that have not sent a
 // request yet.
 type Conns struct {
+	// nfresh is len(fresh), readable without the lock: the hook runs on
+	// every request's state changes, and while no connection is fresh (a
+	// server under load on keep-alive connections) it has nothing to do.
+	nfresh atomic.Int64
+
 	mu      sync.Mutex
 	fresh   map[net.Conn]struct{}
 	closing bool
@@ -41,10 +47,16 @@ func Track(srv *http.Server) *Conns {
 }
 
 func (c *Conns) hook(conn net.Conn, st http.ConnState) {
+	// A connection's StateNew is reported before its serving goroutine
+	// starts, so that goroutine sees the count that includes it.
+	if st != http.StateNew && c.nfresh.Load() == 0 {
+		return
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if st != http.StateNew {
 		delete(c.fresh, conn)
+		c.nfresh.Store(int64(len(c.fresh)))
 		return
 	}
 	if c.closing {
@@ -52,6 +64,7 @@ func (c *Conns) hook(conn net.Conn, st http.ConnState) {
 		return
 	}
 	c.fresh[conn] = struct{}{}
+	c.nfresh.Store(int64(len(c.fresh)))
 }
 
 // Shutdown closes the connections that have sent no request, then shuts
@@ -64,6 +77,7 @@ func (c *Conns) Shutdown(ctx context.Context, srv *http.Server) error {
 		conn.Close()
 	}
 	clear(c.fresh)
+	c.nfresh.Store(0)
 	c.mu.Unlock()
 	return srv.Shutdown(ctx)
 }
