@@ -1,6 +1,9 @@
 package fsm
 
-import "math"
+import (
+	"math"
+	"unsafe"
+)
 
 // MemoBudget bounds the bytes all remembered answers hold together. Beyond
 // it answers are still correct, only computed per read. 64 MiB keeps the
@@ -26,9 +29,32 @@ type Stamp struct {
 	lifetime int64
 }
 
+// memo is a remembered answer: the window it holds in, followed in the same
+// allocation by the body. Recall reads both for every /lookup, so they share
+// one allocation, where the body's first bytes share the header's cache line
+// and the rest follows it in memory; and the allocation holds no pointers, so
+// the collector never scans it. newMemo is the only way to make one.
 type memo struct {
-	stamp Stamp
-	body  []byte
+	from, until        int64 // as in Stamp
+	inactive, lifetime int64
+	size               int64 // the body's length
+}
+
+const memoHeader = unsafe.Sizeof(memo{})
+
+// newMemo copies body behind a header holding s's window. The allocation is
+// a []uint64, so the header is aligned whatever the allocator does.
+func newMemo(s Stamp, body []byte) *memo {
+	words := make([]uint64, (int(memoHeader)+len(body)+7)/8)
+	m := (*memo)(unsafe.Pointer(&words[0]))
+	*m = memo{from: s.from, until: s.until, inactive: s.inactive, lifetime: s.lifetime, size: int64(len(body))}
+	copy(m.body(), body)
+	return m
+}
+
+// body is the remembered answer; callers must not modify it.
+func (m *memo) body() []byte {
+	return unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(m), memoHeader)), m.size)
 }
 
 // LookupStamped is Lookup plus the Stamp under which a derivation of the
@@ -52,8 +78,9 @@ func (r *Registry) LookupStamped(name string, f Filter) (channels []string, prod
 	return channels, m.peers(), true, s
 }
 
-// Remember keeps body for the answer stamped s, so Recall can return it. It
-// does nothing when the topic changed since, or when the budget is spent.
+// Remember keeps a copy of body for the answer stamped s, so Recall can
+// return it. It does nothing when the topic changed since, or when the
+// budget is spent.
 func (r *Registry) Remember(s Stamp, body []byte) {
 	t := s.topic
 	if t == nil {
@@ -69,8 +96,8 @@ func (r *Registry) Remember(s Stamp, body []byte) {
 		r.memoBytes.Add(-size)
 		return
 	}
-	if old := t.memo.Swap(&memo{stamp: s, body: body}); old != nil {
-		r.memoBytes.Add(-int64(len(old.body)))
+	if old := t.memo.Swap(newMemo(s, body)); old != nil {
+		r.memoBytes.Add(-old.size)
 	}
 }
 
@@ -88,11 +115,10 @@ func (r *Registry) Recall(name string, f Filter) ([]byte, bool) {
 		return nil, false
 	}
 	now := f.Now.UnixNano()
-	s := &m.stamp
-	if now < s.from || now >= s.until || s.inactive != int64(f.InactiveTimeout) || s.lifetime != int64(f.TombstoneLifetime) {
+	if now < m.from || now >= m.until || m.inactive != int64(f.InactiveTimeout) || m.lifetime != int64(f.TombstoneLifetime) {
 		return nil, false
 	}
-	return m.body, true
+	return m.body(), true
 }
 
 // MemoBytes reports the bytes remembered answers hold together.
@@ -108,7 +134,7 @@ func (r *Registry) changed(t *topic) {
 // dropMemo forgets t's remembered answer, if any, and its bytes.
 func (r *Registry) dropMemo(t *topic) {
 	if old := t.memo.Swap(nil); old != nil {
-		r.memoBytes.Add(-int64(len(old.body)))
+		r.memoBytes.Add(-old.size)
 	}
 }
 
@@ -129,7 +155,7 @@ func (r *Registry) touched(t *topic, before int64) {
 		return
 	}
 	// active holds while now < lastUpdate+timeout+1 (merger.addTopic).
-	if m.stamp.until <= satAdd(satAdd(before, m.stamp.inactive), 1) {
+	if m.until <= satAdd(satAdd(before, m.inactive), 1) {
 		return
 	}
 	r.dropMemo(t)

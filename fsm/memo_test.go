@@ -27,7 +27,7 @@ func memoBytesHeld(r *Registry) int64 {
 	var n int64
 	for _, t := range r.topics {
 		if m := t.memo.Load(); m != nil {
-			n += int64(len(m.body))
+			n += int64(len(m.body()))
 		}
 	}
 	return n
@@ -243,4 +243,32 @@ func TestMemo(t *testing.T) {
 			t.Fatalf("MemoBytes = %d after the memo was dropped", r.MemoBytes())
 		}
 	})
+}
+
+// TestNewMemoCopiesBody checks the memo's one-allocation layout at every
+// body length around the header's word alignment: the body reads back
+// exactly, the window too, and the memo does not share the caller's bytes.
+// Under -race, checkptr also checks that the header and body stay inside
+// their allocation.
+func TestNewMemoCopiesBody(t *testing.T) {
+	s := Stamp{from: -5, until: 1 << 40, inactive: 7, lifetime: 9}
+	for n := 0; n <= 70; n++ {
+		body := make([]byte, n)
+		for i := range body {
+			body[i] = byte('a' + i%26)
+		}
+		m := newMemo(s, body)
+		if got := m.body(); string(got) != string(body) || cap(got) != n {
+			t.Fatalf("len %d: body %q (cap %d), want %q", n, got, cap(got), body)
+		}
+		if m.from != s.from || m.until != s.until || m.inactive != s.inactive || m.lifetime != s.lifetime {
+			t.Fatalf("len %d: window %+v, want the stamp's %+v", n, *m, s)
+		}
+		if n > 0 {
+			body[0] = '!'
+			if m.body()[0] == '!' {
+				t.Fatalf("len %d: the memo shares the caller's body", n)
+			}
+		}
+	}
 }
