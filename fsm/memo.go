@@ -43,9 +43,11 @@ type memo struct {
 const memoHeader = unsafe.Sizeof(memo{})
 
 // newMemo copies body behind a header holding s's window. The allocation is
-// a []uint64, so the header is aligned whatever the allocator does.
+// a []uint64, so the header is aligned whatever the allocator does, and it
+// is at least a byte longer than what it holds, so that body's pointer stays
+// inside it even for an empty body.
 func newMemo(s Stamp, body []byte) *memo {
-	words := make([]uint64, (int(memoHeader)+len(body)+7)/8)
+	words := make([]uint64, (int(memoHeader)+len(body))/8+1)
 	m := (*memo)(unsafe.Pointer(&words[0]))
 	*m = memo{from: s.from, until: s.until, inactive: s.inactive, lifetime: s.lifetime, size: int64(len(body))}
 	copy(m.body(), body)

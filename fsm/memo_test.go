@@ -3,6 +3,9 @@ package fsm
 import (
 	"fmt"
 	"math/rand"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -271,4 +274,57 @@ func TestNewMemoCopiesBody(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestRecallDuringApply runs readers that recall and remember while Apply
+// registers a new channel on the topic each time: a recalled answer must
+// never show fewer channels than were applied before the read began. Run with -race, it also checks the memos' locking.
+func TestRecallDuringApply(t *testing.T) {
+	a := SessionID{"n1", 1, 1}
+	h := newHarness(t)
+	r := h.reg()
+	h.apply(setup(a)...)
+	h.apply(register(a, "t", ""))
+	const applies = 300
+	var applied atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			recalls := 0
+			for recalls < 2000 || applied.Load() < applies {
+				before := applied.Load()
+				body, ok := r.Recall("t", now())
+				if !ok {
+					remember(r, "t", now())
+					continue
+				}
+				recalls++
+				if got := int64(channelsIn(body)); got < before {
+					errs <- fmt.Errorf("recalled %d channels after %d were applied", got, before)
+					return
+				}
+			}
+		}()
+	}
+	for i := 1; i <= applies; i++ {
+		h.apply(register(a, "t", fmt.Sprintf("c%d", i)))
+		applied.Store(int64(i))
+		if body, ok := r.Recall("t", now()); ok && channelsIn(body) != i {
+			t.Fatalf("recalled %d channels right after the %d-th was applied", channelsIn(body), i)
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+}
+
+// channelsIn counts the channels in a body render wrote ("true [c1 c2] [...]").
+func channelsIn(body []byte) int {
+	s := string(body)
+	return len(strings.Fields(s[strings.IndexByte(s, '[')+1 : strings.IndexByte(s, ']')]))
 }
