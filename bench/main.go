@@ -80,7 +80,7 @@ func main() {
 	}
 	flag.StringVar(&c.only, "only", "", "run one scenario: "+strings.Join(names, ", "))
 	outPath := flag.String("out", "", "also write the report to this file")
-	flag.StringVar(&c.profileDir, "profile-dir", "", "write profiles here: the follower's CPU under /lookup load (its last turn, when its remembered answers are warm, at each size), every node's CPU during the scale storm and heap after it")
+	flag.StringVar(&c.profileDir, "profile-dir", "", "write profiles here: the follower's CPU under /lookup load (its last turn, when its remembered answers are warm, at each size), every node's CPU during the scale storm and heap after it, every node's CPU over 20 s of repeated reconnect storms")
 	readmePath := flag.String("readme", "", "rewrite this README's performance table when every scenario ran")
 	extraFlags := flag.String("node-flags", "", "flags added to every raftlookupd node's command line, space-separated (to try a setting; the report names them)")
 	ceilingAddr := flag.String("ceiling-serve", "", "internal: serve the HTTP ceiling on this address")

@@ -275,7 +275,52 @@ func benchStorm(c config, refBin, raftBin string) error {
 		"So here the first storm's ratio cannot exceed %.2fx until the nodes (or the load generator) spend less.\n\n", refFloor, floor, maxRatio)
 	c.fig.storm = &stormFigure{n: conns, ref: refTime, ack: ack, all: all, ratio: ratio, maxRatio: maxRatio,
 		refWarm: refWarm, allWarm: allWarm, warmRatio: warmRatio}
-	return electionsSince(c, nodes, term0)
+	if err := electionsSince(c, nodes, term0); err != nil {
+		return err
+	}
+	closeAll(raftProds)
+	raftProds = nil
+	return profileStorms(c, nodes, conns, topics, spread)
+}
+
+// profileStorms, with -profile-dir, repeats the storm on the same cluster
+// for 20 s (each one's connections closed and gone from every node before
+// the next) while every node's CPU is profiled: a single storm is too short
+// for a profile. The profiles are storm-n1.pprof and so on; they include
+// the disconnects.
+func profileStorms(c config, nodes []*proc, conns, topics int, spread func(int) []string) error {
+	if c.profileDir == "" {
+		return nil
+	}
+	const d = 20 * time.Second
+	var stops []func()
+	for _, n := range nodes {
+		stops = append(stops, profileDuring(c, n, "storm-"+n.name, d+time.Second))
+	}
+	cpu := watchCPU(nodes...)
+	storms := 0
+	for end := time.Now().Add(d); time.Now().Before(end); storms++ {
+		ps, err := storm(conns, spread, 34000+2*conns*(storms%2), registerLines(fmt.Sprintf("p%d-", storms), topics))
+		if err == nil && !waitAllHold(nodes, conns, conns*3*topics, 60*time.Second) {
+			err = fmt.Errorf("profiled storm %d never visible on all nodes", storms)
+		}
+		closeAll(ps)
+		if err == nil && !waitAllHold(nodes, 0, 0, 30*time.Second) {
+			err = fmt.Errorf("profiled storm %d still registered after its connections closed", storms)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	var perStorm []string
+	for i, n := range nodes {
+		perStorm = append(perStorm, fmt.Sprintf("%s %v", n.name, ((cpuTime(n)-cpu.before[i])/time.Duration(storms)).Round(10*time.Microsecond)))
+	}
+	for _, stop := range stops {
+		stop()
+	}
+	fmt.Fprintf(os.Stderr, "bench: profiled %d storms; CPU per storm, connect to disconnect: %s\n", storms, strings.Join(perStorm, ", "))
+	return nil
 }
 
 // benchFailover: SIGKILL the leader, then time until a registration made on
