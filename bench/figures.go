@@ -32,6 +32,9 @@ type lookupFigure struct {
 	distinct           float64 // req/s of the distinct-body ceiling
 	refRSS, raftRSS    int64
 	elections          int
+	// cpuPerReq is each target's CPU time per answered request, in
+	// lookupTargets' order: steadier than the rates for comparing builds.
+	cpuPerReq [4]time.Duration
 }
 
 type stormFigure struct {

@@ -47,7 +47,16 @@ func benchLookup(c config, refBin, raftBin string) error {
 	for _, f := range c.fig.lookup {
 		elections = append(elections, fmt.Sprintf("%d at %d", f.elections, f.size))
 	}
-	fmt.Fprintf(c.out, "\nElections during the /lookup load: %s registrations.\n", strings.Join(elections, ", "))
+	fmt.Fprintf(c.out, "\nElections during the /lookup load: %s registrations.\n\n", strings.Join(elections, ", "))
+	fmt.Fprintf(c.out, "CPU time per answered request, each server process during its own turns (the load generator's is not counted):\n\n")
+	for _, f := range c.fig.lookup {
+		var parts []string
+		for i, d := range f.cpuPerReq {
+			parts = append(parts, fmt.Sprintf("%s %.2f us", lookupTargets[i], float64(d)/float64(time.Microsecond)))
+		}
+		fmt.Fprintf(c.out, "- %d registrations: %s; raftlookupd / ceiling %.2fx.\n", f.size, strings.Join(parts, ", "),
+			float64(f.cpuPerReq[2])/float64(f.cpuPerReq[0]))
+	}
 	fmt.Fprintln(c.out)
 	return nil
 }
@@ -97,11 +106,13 @@ func lookupAtSize(c config, ref *proc, nodes []*proc, topics int) (lookupFigure,
 	// The targets take turns, in a rotating order, so that a change in
 	// the machine's load during the run does not favour one of them.
 	const rounds = 3
-	hosts := []string{ceiling.http, ref.http, f.http, distinct.http}
+	targets := []*proc{ceiling, ref, f, distinct}
 	var rates [4]float64
 	var fails [4]int64
+	var cpu [4]time.Duration
+	var answered [4]float64
 	elections, err := electionsDuring(c, nodes, func() error {
-		roundRobin(c, f, hosts, rounds, topics, &rates, &fails)
+		roundRobin(c, f, targets, rounds, topics, &rates, &fails, &cpu, &answered)
 		return nil
 	})
 	if err != nil {
@@ -120,7 +131,13 @@ func lookupAtSize(c config, ref *proc, nodes []*proc, topics int) (lookupFigure,
 	fmt.Fprintf(c.out, "| %d | %d | %.0f | %.0f | %.0f | %.0f | %.2f | %.2f | %.2f | %.2fx | %s | %s | %.2fx |\n", producersPerRun*topics*2, size,
 		ceilRate, distinctRate, refRate, raftRate, raftRate/ceilRate, raftRate/distinctRate, refRate/ceilRate, raftRate/refRate,
 		mib(refRSS), mib(raftRSS), float64(raftRSS)/float64(refRSS))
-	return lookupFigure{ceiling: ceilRate, distinct: distinctRate, ref: refRate, raft: raftRate, refRSS: refRSS, raftRSS: raftRSS, elections: elections}, nil
+	fig = lookupFigure{ceiling: ceilRate, distinct: distinctRate, ref: refRate, raft: raftRate, refRSS: refRSS, raftRSS: raftRSS, elections: elections}
+	for i := range cpu {
+		if answered[i] > 0 {
+			fig.cpuPerReq[i] = time.Duration(float64(cpu[i]) / answered[i])
+		}
+	}
+	return fig, nil
 }
 
 // allNodesHaveTopics reports whether /nodes lists every producer with every
@@ -585,22 +602,25 @@ func scrape(host string, names ...string) string {
 	return strings.Join(out, "; ")
 }
 
-// roundRobin runs the /lookup load against each host in turn, rounds
-// times, in a rotating order, adding each turn's rate (averaged) and
-// failures.
-// lookupTargets names roundRobin's hosts, in order.
+// lookupTargets names roundRobin's targets, in order.
 var lookupTargets = [4]string{"ceiling", "nsqlookupd", "raftlookupd", "distinct-body ceiling"}
 
-func roundRobin(c config, f *proc, hosts []string, rounds, topics int, rates *[4]float64, fails *[4]int64) {
+// roundRobin runs the /lookup load against each target in turn, rounds
+// times, in a rotating order, adding each turn's rate (averaged), failures,
+// the target's CPU time and the requests it answered.
+func roundRobin(c config, f *proc, targets []*proc, rounds, topics int, rates *[4]float64, fails *[4]int64, cpu *[4]time.Duration, answered *[4]float64) {
 	slice := c.duration / time.Duration(rounds)
 	for r := range rounds {
-		for k := range hosts {
-			i := (r + k) % len(hosts)
+		for k := range targets {
+			i := (r + k) % len(targets)
 			var stop func()
 			if i == 2 && r == rounds-1 {
 				stop = profileDuring(c, f, fmt.Sprintf("lookup-%d", producersPerRun*topics*2), slice)
 			}
-			rate, failed := lookupLoad(hosts[i], "t", topics, c.clients, slice)
+			before := cpuTime(targets[i])
+			rate, failed := lookupLoad(targets[i].http, "t", topics, c.clients, slice)
+			cpu[i] += cpuTime(targets[i]) - before
+			answered[i] += rate * slice.Seconds()
 			if stop != nil {
 				stop()
 			}
