@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -20,13 +21,18 @@ import (
 // that size and answers "?topic=tN" with the N-th: the same trivial handler
 // with as many different answers as the registry has topics, so what
 // reading them from memory costs shows apart from the server's own work.
-func serveCeiling(addr string, size, distinct int) {
+//
+// With ballast > 0 it also keeps that many small objects live, linked to
+// each other like a registry's (see ballastNode).
+func serveCeiling(addr string, size, distinct, ballast int) {
 	bodies := [][]byte{bytes.Repeat([]byte("x"), size)}
 	for i := 1; i < distinct; i++ {
 		b := bytes.Repeat([]byte("x"), size)
 		copy(b, strconv.Itoa(i))
 		bodies = append(bodies, b)
 	}
+	keep := makeBallast(ballast)
+	defer runtime.KeepAlive(keep)
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		fatalf("ceiling: %v", err)
@@ -56,13 +62,13 @@ func bodyIndex(query string, n int) int {
 
 // startCeiling runs this binary again as a ceiling server (distinct: see
 // serveCeiling).
-func startCeiling(size, distinct int) (*proc, error) {
+func startCeiling(size, distinct, ballast int) (*proc, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
 	p := &proc{name: "ceiling", bin: self, http: addr(freePort())}
-	p.args = []string{"-ceiling-serve", p.http, "-ceiling-body", strconv.Itoa(size), "-ceiling-distinct", strconv.Itoa(distinct)}
+	p.args = []string{"-ceiling-serve", p.http, "-ceiling-body", strconv.Itoa(size), "-ceiling-distinct", strconv.Itoa(distinct), "-ceiling-ballast", strconv.Itoa(ballast)}
 	if err := p.start(); err != nil {
 		return nil, err
 	}
@@ -81,4 +87,22 @@ func bodySize(host, path string) (int, error) {
 		err = fmt.Errorf("GET %s: %d", path, status)
 	}
 	return n, err
+}
+
+// ballastNode is one object of a ceiling's ballast: a pointer to the next,
+// a short string and a byte slice of 8 to 207 bytes, so that the ballast
+// spreads over the small size classes a registry's objects use, and the
+// collector has pointers to follow through all of it.
+type ballastNode struct {
+	next *ballastNode
+	name string
+	pad  []byte
+}
+
+func makeBallast(n int) *ballastNode {
+	var head *ballastNode
+	for i := 0; i < n; i++ {
+		head = &ballastNode{next: head, name: strconv.Itoa(i), pad: make([]byte, 8+(i*37)%200)}
+	}
+	return head
 }

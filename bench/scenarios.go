@@ -93,12 +93,12 @@ func lookupAtSize(c config, ref *proc, nodes []*proc, topics int) (lookupFigure,
 	defer stopPings()
 	// nsqlookupd's answer has the same shape; only remote ports' digits
 	// may make it a few bytes longer or shorter.
-	ceiling, err := startCeiling(size, 0)
+	ceiling, err := startCeiling(size, 0, c.ceilingBallast)
 	if err != nil {
 		return fig, err
 	}
 	defer ceiling.kill()
-	distinct, err := startCeiling(size, topics)
+	distinct, err := startCeiling(size, topics, c.ceilingBallast)
 	if err != nil {
 		return fig, err
 	}
@@ -127,6 +127,11 @@ func lookupAtSize(c config, ref *proc, nodes []*proc, topics int) (lookupFigure,
 	}
 	refRSS, _ := ref.rss()
 	raftRSS, _ := f.rss()
+	if c.ceilingBallast > 0 {
+		ceilRSS, _ := ceiling.rss()
+		distinctRSS, _ := distinct.rss()
+		fmt.Fprintf(c.out, "(RSS with the ballast: ceiling %s, distinct-body ceiling %s)\n", mib(ceilRSS), mib(distinctRSS))
+	}
 	saveHeap(c, f, fmt.Sprintf("lookup-heap-%d", producersPerRun*topics*2))
 	fmt.Fprintf(c.out, "| %d | %d | %.0f | %.0f | %.0f | %.0f | %.2f | %.2f | %.2f | %.2fx | %s | %s | %.2fx |\n", producersPerRun*topics*2, size,
 		ceilRate, distinctRate, refRate, raftRate, raftRate/ceilRate, raftRate/distinctRate, refRate/ceilRate, raftRate/refRate,
