@@ -54,8 +54,11 @@ func benchLookup(c config, refBin, raftBin string) error {
 		for i, d := range f.cpuPerReq {
 			parts = append(parts, fmt.Sprintf("%s %.2f us", lookupTargets[i], float64(d)/float64(time.Microsecond)))
 		}
-		fmt.Fprintf(c.out, "- %d registrations: %s; raftlookupd / ceiling %.2fx.\n", f.size, strings.Join(parts, ", "),
-			float64(f.cpuPerReq[2])/float64(f.cpuPerReq[0]))
+		ratio := "n/a"
+		if f.cpuPerReq[0] > 0 {
+			ratio = fmt.Sprintf("%.2fx", float64(f.cpuPerReq[2])/float64(f.cpuPerReq[0]))
+		}
+		fmt.Fprintf(c.out, "- %d registrations: %s; raftlookupd / ceiling %s.\n", f.size, strings.Join(parts, ", "), ratio)
 	}
 	fmt.Fprintln(c.out)
 	return nil
