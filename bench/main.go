@@ -10,6 +10,8 @@
 //	go run ./bench -only lookup      # one scenario
 //	go run ./bench -only scale -scale-producers 300 -scale-topics 10  # a small check
 //	go run ./bench -only scale -profile-dir /tmp/prof  # CPU and heap profiles of the nodes
+//	go run ./bench -only storm -idle 0 -profile-dir /tmp/prof  # node profiles over 20 s of storms
+//	go run ./bench -only lookup -idle 0 -ceiling-ballast 1000000  # ceilings holding a registry-sized heap
 //
 // Every figure of one run goes to stdout and -out; with -readme, and when
 // every scenario ran, the README's performance table is rewritten from it.
