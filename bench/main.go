@@ -6,7 +6,7 @@
 // nsqlookupd), raftlookupd a three-node cluster. Load comes from this
 // process over loopback.
 //
-//	go run ./bench                   # everything, about forty minutes
+//	go run ./bench                   # everything, 20 to 30 minutes
 //	go run ./bench -only lookup      # one scenario
 //	go run ./bench -only scale -scale-producers 300 -scale-topics 10  # a small check
 //	go run ./bench -only scale -profile-dir /tmp/prof  # CPU and heap profiles of the nodes
