@@ -109,13 +109,9 @@ func lookupAtSize(c config, ref *proc, nodes []*proc, topics int) (lookupFigure,
 	// The targets take turns, in a rotating order, so that a change in
 	// the machine's load during the run does not favour one of them.
 	const rounds = 3
-	targets := []*proc{ceiling, ref, f, distinct}
-	var rates [4]float64
-	var fails [4]int64
-	var cpu [4]time.Duration
-	var answered [4]float64
+	var turns [4]turnTally
 	elections, err := electionsDuring(c, nodes, func() error {
-		roundRobin(c, f, targets, rounds, topics, &rates, &fails, &cpu, &answered)
+		turns = roundRobin(c, [4]*proc{ceiling, ref, f, distinct}, rounds, topics)
 		return nil
 	})
 	if err != nil {
@@ -124,9 +120,10 @@ func lookupAtSize(c config, ref *proc, nodes []*proc, topics int) (lookupFigure,
 	if err := stopPings(); err != nil {
 		return fig, err
 	}
-	ceilRate, refRate, raftRate, distinctRate := rates[0], rates[1], rates[2], rates[3]
-	if fails[0]+fails[1]+fails[2]+fails[3] > 0 {
-		fmt.Fprintf(c.out, "(failures: ceiling %d, nsqlookupd %d, raftlookupd %d, distinct-body ceiling %d)\n", fails[0], fails[1], fails[2], fails[3])
+	ceilRate, refRate, raftRate, distinctRate := turns[0].rate, turns[1].rate, turns[2].rate, turns[3].rate
+	if turns[0].failed+turns[1].failed+turns[2].failed+turns[3].failed > 0 {
+		fmt.Fprintf(c.out, "(failures: ceiling %d, nsqlookupd %d, raftlookupd %d, distinct-body ceiling %d)\n",
+			turns[0].failed, turns[1].failed, turns[2].failed, turns[3].failed)
 	}
 	refRSS, _ := ref.rss()
 	raftRSS, _ := f.rss()
@@ -140,9 +137,9 @@ func lookupAtSize(c config, ref *proc, nodes []*proc, topics int) (lookupFigure,
 		ceilRate, distinctRate, refRate, raftRate, raftRate/ceilRate, raftRate/distinctRate, refRate/ceilRate, raftRate/refRate,
 		mib(refRSS), mib(raftRSS), float64(raftRSS)/float64(refRSS))
 	fig = lookupFigure{ceiling: ceilRate, distinct: distinctRate, ref: refRate, raft: raftRate, refRSS: refRSS, raftRSS: raftRSS, elections: elections}
-	for i := range cpu {
-		if answered[i] > 0 {
-			fig.cpuPerReq[i] = time.Duration(float64(cpu[i]) / answered[i])
+	for i, t := range turns {
+		if t.answered > 0 {
+			fig.cpuPerReq[i] = time.Duration(float64(t.cpu) / t.answered)
 		}
 	}
 	return fig, nil
@@ -613,28 +610,38 @@ func scrape(host string, names ...string) string {
 // lookupTargets names roundRobin's targets, in order.
 var lookupTargets = [4]string{"ceiling", "nsqlookupd", "raftlookupd", "distinct-body ceiling"}
 
+// turnTally adds up one target's turns under the /lookup load.
+type turnTally struct {
+	rate     float64 // req/s, averaged over the rounds
+	failed   int64
+	cpu      time.Duration // the target process's CPU time during its turns
+	answered float64       // requests answered during them
+}
+
 // roundRobin runs the /lookup load against each target in turn, rounds
-// times, in a rotating order, adding each turn's rate (averaged), failures,
-// the target's CPU time and the requests it answered.
-func roundRobin(c config, f *proc, targets []*proc, rounds, topics int, rates *[4]float64, fails *[4]int64, cpu *[4]time.Duration, answered *[4]float64) {
+// times, in a rotating order. The follower (lookupTargets[2]) is profiled
+// in its last turn.
+func roundRobin(c config, targets [4]*proc, rounds, topics int) [4]turnTally {
+	var out [4]turnTally
 	slice := c.duration / time.Duration(rounds)
 	for r := range rounds {
 		for k := range targets {
 			i := (r + k) % len(targets)
 			var stop func()
 			if i == 2 && r == rounds-1 {
-				stop = profileDuring(c, f, fmt.Sprintf("lookup-%d", producersPerRun*topics*2), slice)
+				stop = profileDuring(c, targets[i], fmt.Sprintf("lookup-%d", producersPerRun*topics*2), slice)
 			}
 			before := cpuTime(targets[i])
 			rate, failed := lookupLoad(targets[i].http, "t", topics, c.clients, slice)
-			cpu[i] += cpuTime(targets[i]) - before
-			answered[i] += rate * slice.Seconds()
+			out[i].cpu += cpuTime(targets[i]) - before
+			out[i].answered += rate * slice.Seconds()
 			if stop != nil {
 				stop()
 			}
 			fmt.Fprintf(os.Stderr, "lookup %d registrations, round %d, %s: %.0f req/s\n", producersPerRun*topics*2, r+1, lookupTargets[i], rate)
-			rates[i] += rate / float64(rounds)
-			fails[i] += failed
+			out[i].rate += rate / float64(rounds)
+			out[i].failed += failed
 		}
 	}
+	return out
 }
