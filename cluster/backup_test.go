@@ -134,13 +134,22 @@ func TestRestoreIntoFreshCluster(t *testing.T) {
 		cmds = append(cmds, fsm.Command{Op: fsm.OpCreateChannel, Topic: fmt.Sprintf("t%02d", i), Channel: "c"})
 	}
 	propose(t, src.follower(), cmds...)
+	// Every node must have applied the last write before its keys are the
+	// reference: a proposal returns once committed, not once applied
+	// everywhere.
+	var topics, channels []string
+	for _, c := range cmds {
+		topics = append(topics, c.Topic)
+		channels = append(channels, c.Channel)
+	}
+	want := fmt.Sprintf("topics=%s channels=%s", strings.Join(topics, ","), strings.Join(channels, ","))
+	src.waitKeys(want, "n1", "n2", "n3")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	file, err := src.leader().node.Backup(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := keys(src.node("n1"))
 	for _, n := range src.all() {
 		n.stop()
 	}
