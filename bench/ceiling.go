@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 )
 
 // The ceiling is what this machine and load generator allow an HTTP server
@@ -23,15 +24,21 @@ import (
 // reading them from memory costs shows apart from the server's own work.
 //
 // With ballast > 0 it also keeps that many small objects live, linked to
-// each other like a registry's (see ballastNode).
-func serveCeiling(addr string, size, distinct, ballast int) {
+// each other like a registry's (see ballastNode), or with chunks as many
+// bytes in a few large allocations without pointers.
+func serveCeiling(addr string, size, distinct, ballast int, chunks bool) {
 	bodies := [][]byte{bytes.Repeat([]byte("x"), size)}
 	for i := 1; i < distinct; i++ {
 		b := bytes.Repeat([]byte("x"), size)
 		copy(b, strconv.Itoa(i))
 		bodies = append(bodies, b)
 	}
-	keep := makeBallast(ballast)
+	var keep any
+	if chunks {
+		keep = makeChunkBallast(ballast)
+	} else {
+		keep = makeBallast(ballast)
+	}
 	defer runtime.KeepAlive(keep)
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -62,13 +69,14 @@ func bodyIndex(query string, n int) int {
 
 // startCeiling runs this binary again as a ceiling server (distinct: see
 // serveCeiling).
-func startCeiling(size, distinct, ballast int) (*proc, error) {
+func startCeiling(size, distinct, ballast int, chunks bool) (*proc, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
 	p := &proc{name: "ceiling", bin: self, http: addr(freePort())}
-	p.args = []string{"-ceiling-serve", p.http, "-ceiling-body", strconv.Itoa(size), "-ceiling-distinct", strconv.Itoa(distinct), "-ceiling-ballast", strconv.Itoa(ballast)}
+	p.args = []string{"-ceiling-serve", p.http, "-ceiling-body", strconv.Itoa(size), "-ceiling-distinct", strconv.Itoa(distinct), "-ceiling-ballast", strconv.Itoa(ballast),
+		"-ceiling-ballast-chunks=" + strconv.FormatBool(chunks)}
 	if err := p.start(); err != nil {
 		return nil, err
 	}
@@ -102,7 +110,29 @@ type ballastNode struct {
 func makeBallast(n int) *ballastNode {
 	var head *ballastNode
 	for i := 0; i < n; i++ {
-		head = &ballastNode{next: head, name: strconv.Itoa(i), pad: make([]byte, 8+(i*37)%200)}
+		head = &ballastNode{next: head, name: strconv.Itoa(i), pad: ballastPad(i)}
 	}
 	return head
+}
+
+func ballastPad(i int) []byte { return make([]byte, 8+(i*37)%200) }
+
+// makeChunkBallast holds the bytes makeBallast(n) asks for (its nodes,
+// names and pads) in 180 kB chunks without pointers: the same heap, laid
+// out as a slab allocator would.
+func makeChunkBallast(n int) [][]byte {
+	const chunk = 180 << 10
+	total := 0
+	for i := 0; i < n; i++ {
+		total += int(unsafe.Sizeof(ballastNode{})) + len(strconv.Itoa(i)) + len(ballastPad(i))
+	}
+	var chunks [][]byte
+	for ; total > 0; total -= chunk {
+		b := make([]byte, min(total, chunk))
+		for j := range b {
+			b[j] = byte(j) // touched, so resident like the small objects
+		}
+		chunks = append(chunks, b)
+	}
+	return chunks
 }

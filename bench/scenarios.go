@@ -96,12 +96,12 @@ func lookupAtSize(c config, ref *proc, nodes []*proc, topics int) (lookupFigure,
 	defer stopPings()
 	// nsqlookupd's answer has the same shape; only remote ports' digits
 	// may make it a few bytes longer or shorter.
-	ceiling, err := startCeiling(size, 0, c.ceilingBallast)
+	ceiling, err := startCeiling(size, 0, c.ceilingBallast, c.ballastChunks)
 	if err != nil {
 		return fig, err
 	}
 	defer ceiling.kill()
-	distinct, err := startCeiling(size, topics, c.ceilingBallast)
+	distinct, err := startCeiling(size, topics, c.ceilingBallast, c.ballastChunks)
 	if err != nil {
 		return fig, err
 	}
