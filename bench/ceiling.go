@@ -110,12 +110,13 @@ type ballastNode struct {
 func makeBallast(n int) *ballastNode {
 	var head *ballastNode
 	for i := 0; i < n; i++ {
-		head = &ballastNode{next: head, name: strconv.Itoa(i), pad: ballastPad(i)}
+		head = &ballastNode{next: head, name: strconv.Itoa(i), pad: make([]byte, ballastPadLen(i))}
 	}
 	return head
 }
 
-func ballastPad(i int) []byte { return make([]byte, 8+(i*37)%200) }
+// ballastPadLen is the length of the i-th node's pad: 8 to 207 bytes.
+func ballastPadLen(i int) int { return 8 + (i*37)%200 }
 
 // makeChunkBallast holds the bytes makeBallast(n) asks for (its nodes,
 // names and pads) in 180 kB chunks without pointers: the same heap, laid
@@ -124,7 +125,7 @@ func makeChunkBallast(n int) [][]byte {
 	const chunk = 180 << 10
 	total := 0
 	for i := 0; i < n; i++ {
-		total += int(unsafe.Sizeof(ballastNode{})) + len(strconv.Itoa(i)) + len(ballastPad(i))
+		total += int(unsafe.Sizeof(ballastNode{})) + len(strconv.Itoa(i)) + ballastPadLen(i)
 	}
 	var chunks [][]byte
 	for ; total > 0; total -= chunk {
