@@ -278,7 +278,10 @@ func TestNewMemoCopiesBody(t *testing.T) {
 
 // TestRecallDuringApply runs readers that recall and remember while Apply
 // registers a new channel on the topic each time: a recalled answer must
-// never show fewer channels than were applied before the read began. Run with -race, it also checks the memos' locking.
+// never show fewer channels than were applied before the read began. Run
+// with -race, it also checks the memos' locking. A reader whose recalls
+// never hit (a Remember that keeps nothing) fails at its deadline instead
+// of spinning.
 func TestRecallDuringApply(t *testing.T) {
 	a := SessionID{"n1", 1, 1}
 	h := newHarness(t)
@@ -294,7 +297,12 @@ func TestRecallDuringApply(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			recalls := 0
+			deadline := time.Now().Add(30 * time.Second)
 			for recalls < 2000 || applied.Load() < applies {
+				if time.Now().After(deadline) {
+					errs <- fmt.Errorf("%d recalls hit within 30s, want 2000", recalls)
+					return
+				}
 				before := applied.Load()
 				body, ok := r.Recall("t", now())
 				if !ok {
