@@ -307,7 +307,8 @@ func benchStorm(c config, refBin, raftBin string) error {
 
 // profileStorms, with -profile-dir, repeats the storm on the same cluster
 // for 20 s (each one's connections closed and gone from every node before
-// the next) while every node's CPU is profiled: a single storm is too short
+// the next, so every storm can use the same producer identities) while
+// every node's CPU is profiled: a single storm is too short
 // for a profile. The profiles are storm-n1.pprof and so on; they include
 // the disconnects.
 func profileStorms(c config, nodes []*proc, conns, topics int, spread func(int) []string) error {
@@ -322,7 +323,7 @@ func profileStorms(c config, nodes []*proc, conns, topics int, spread func(int) 
 	cpu := watchCPU(nodes...)
 	storms := 0
 	for end := time.Now().Add(d); time.Now().Before(end); storms++ {
-		ps, err := storm(conns, spread, 34000+2*conns*(storms%2), registerLines(fmt.Sprintf("p%d-", storms), topics))
+		ps, err := storm(conns, spread, 34000, registerLines(fmt.Sprintf("p%d-", storms), topics))
 		if err == nil && !waitAllHold(nodes, conns, conns*3*topics, 60*time.Second) {
 			err = fmt.Errorf("profiled storm %d never visible on all nodes", storms)
 		}
